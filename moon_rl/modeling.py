@@ -1,0 +1,170 @@
+"""Loading policies: a base model (hub id or local path), or a moon-rl output (adapter + embedding head),
+with LoRA / QLoRA set-up. The same code runs for real checkpoints and for the tiny local models.
+
+- `resolve_source(path_or_id)` tells a moon-rl run/export (has `adapter_config.json`) from a plain model.
+- `load_policy(ModelArgs)` returns (model, processor, extras_dir): for a moon-rl source the model is a
+  trainable `PeftModel` and `extras_dir` points at its saved `moon_extras`; for a plain model it is the
+  base model and the trainer wraps it with `lora_config(args)` (TRL's `peft_config=`).
+- QLoRA needs CUDA and bitsandbytes; both are checked up front with a clear message.
+- `trust_remote_code` is off unless the user asks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from moon_rl.errors import MissingExtraError, MoonError
+
+# Language-model projections only: the vision tower of Qwen2.5-VL also has gate/up/down_proj, which
+# LoRA should leave alone by default (image features stay comparable across products).
+DEFAULT_LORA_TARGETS = r"^(?!.*(visual|vision)).*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)$"
+
+
+@dataclasses.dataclass
+class ModelArgs:
+    model: str
+    lora: bool = True
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_target_modules: str | list[str] = DEFAULT_LORA_TARGETS
+    load_in_4bit: bool = False
+    trust_remote_code: bool = False
+    dtype: str = "auto"  # auto | float32 | bfloat16 | float16
+    base_model: str | None = None  # override the base recorded in a moon-rl adapter
+
+
+@dataclasses.dataclass
+class ModelSource:
+    path: str  # what to load the base weights from
+    adapter_dir: Path | None  # a moon-rl run/export with adapter_config.json, or None
+    is_local: bool
+
+
+def _looks_local(ref: str) -> bool:
+    return ref.startswith((".", "/", "~")) or Path(ref).exists() or ref.count("/") > 1
+
+
+def resolve_source(ref: str, base_override: str | None = None) -> ModelSource:
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        if (path / "adapter_config.json").is_file():
+            base = base_override or json.loads((path / "adapter_config.json").read_text())["base_model_name_or_path"]
+            if base is None:
+                raise MoonError(f"{path}/adapter_config.json names no base model; pass --base-model PATH_OR_ID")
+            if _looks_local(base) and not Path(base).expanduser().is_dir():
+                raise MoonError(
+                    f"{path}: its base model {base!r} does not exist here; pass --base-model PATH_OR_ID to point at it"
+                )
+            return ModelSource(path=str(base), adapter_dir=path, is_local=True)
+        if not (path / "config.json").is_file():
+            raise MoonError(
+                f"{path}: neither a model (no config.json) nor a moon-rl adapter (no adapter_config.json); "
+                "for a training run, pass its final output or one of its checkpoint-* folders"
+            )
+        return ModelSource(path=str(path), adapter_dir=None, is_local=True)
+    if _looks_local(ref):
+        raise MoonError(f"model path {ref!r} does not exist")
+    return ModelSource(path=ref, adapter_dir=None, is_local=False)
+
+
+def _torch_dtype(name: str):
+    import torch
+
+    table = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if name not in table:
+        raise MoonError(f"dtype must be one of {list(table)}, got {name!r}")
+    return table[name]
+
+
+def check_4bit_available() -> None:
+    """QLoRA needs a CUDA device and bitsandbytes; say so before any weights are read."""
+    import importlib.util
+
+    import torch
+
+    if not torch.cuda.is_available():
+        raise MoonError("--load-in-4bit (QLoRA) needs a CUDA GPU; none is visible. Drop --load-in-4bit to train LoRA in full precision.")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise MissingExtraError("--load-in-4bit (QLoRA)", "qlora", "bitsandbytes is not installed")
+
+
+def is_vision_language(config: Any) -> bool:
+    return getattr(config, "vision_config", None) is not None
+
+
+def load_processor(path: str, trust_remote_code: bool = False):
+    """AutoProcessor for vision-language models, AutoTokenizer otherwise."""
+    from transformers import AutoConfig, AutoProcessor, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    if is_vision_language(config):
+        return AutoProcessor.from_pretrained(path, trust_remote_code=trust_remote_code)
+    return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+
+
+def load_base_model(path: str, args: ModelArgs):
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText
+
+    kwargs: dict[str, Any] = {"trust_remote_code": args.trust_remote_code, "dtype": _torch_dtype(args.dtype)}
+    if args.load_in_4bit:
+        check_4bit_available()
+        import torch
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16, bnb_4bit_use_double_quant=True
+        )
+    try:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=args.trust_remote_code)
+        cls = AutoModelForImageTextToText if is_vision_language(config) else AutoModelForCausalLM
+        model = cls.from_pretrained(path, **kwargs)
+    except OSError as err:
+        raise MoonError(f"cannot load model {path!r}: {err}") from None
+    if args.load_in_4bit:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model)
+    return model
+
+
+def lora_config(args: ModelArgs):
+    """PEFT LoRA config for the language model's projections (None when --no-lora)."""
+    if not args.lora:
+        if args.load_in_4bit:
+            raise MoonError("--load-in-4bit trains LoRA adapters on a frozen 4-bit model; it cannot be combined with --no-lora")
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=args.lora_r,
+        lora_alpha=args.lora_alpha,
+        lora_dropout=args.lora_dropout,
+        target_modules=args.lora_target_modules,
+        task_type="CAUSAL_LM",
+    )
+
+
+def load_policy(args: ModelArgs, trainable: bool = True):
+    """(model, processor, extras_dir or None). A moon-rl source comes back as a PeftModel with its adapter."""
+    if args.load_in_4bit:
+        check_4bit_available()
+    source = resolve_source(args.model, args.base_model)
+    model = load_base_model(source.path, args)
+    processor_path = str(source.adapter_dir) if source.adapter_dir and _has_processor(source.adapter_dir) else source.path
+    processor = load_processor(processor_path, args.trust_remote_code)
+    if source.adapter_dir is None:
+        return model, processor, None
+    from peft import PeftModel
+
+    model = PeftModel.from_pretrained(model, str(source.adapter_dir), is_trainable=trainable)
+    from moon_rl.extras import has_extras
+
+    return model, processor, (source.adapter_dir if has_extras(source.adapter_dir) else None)
+
+
+def _has_processor(path: Path) -> bool:
+    return any((path / name).is_file() for name in ("tokenizer_config.json", "processor_config.json", "preprocessor_config.json"))
