@@ -48,9 +48,15 @@ def parse_set_overrides(items: list[str] | None) -> dict[str, Any]:
         if not sep or not key.strip():
             raise MoonError(f"--set {item!r}: expected KEY=VALUE, for example --set learning_rate=1e-4")
         try:
-            out[key.strip()] = yaml.safe_load(value) if value != "" else ""
+            parsed = yaml.safe_load(value) if value != "" else ""
         except yaml.YAMLError:
-            out[key.strip()] = value
+            parsed = value
+        if isinstance(parsed, str):
+            try:  # YAML 1.1 leaves `1e-4` a string
+                parsed = float(parsed) if any(c in parsed for c in "eE.") else int(parsed)
+            except ValueError:
+                pass
+        out[key.strip()] = parsed
     return out
 
 
@@ -69,6 +75,12 @@ def _check_type(cls: type, name: str, value: Any, source: str) -> Any:
         raise MoonError(f"{source}: field '{name}' expects {hint}, got a boolean {value!r}")
     if float in simple and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if float in simple and isinstance(value, str):
+        # YAML 1.1 reads `1e-4` (no dot) as a string; accept it as the number the user meant.
+        try:
+            return float(value)
+        except ValueError:
+            pass
     if not isinstance(value, tuple(simple)):
         raise MoonError(f"{source}: field '{name}' expects {'/'.join(t.__name__ for t in simple)}, got {value!r}")
     return value

@@ -6,15 +6,19 @@ SFTTrainer)`). It overrides, and only extends:
 - `_save`: writes the base model / adapter with the add-ons detached (so a full fine-tune's
   `save_pretrained` never contains weights the architecture lacks), then `moon_extras.*` beside it.
 - `_load_from_checkpoint`: the same in reverse on `--resume`.
+- `_save_checkpoint`: after the parent has written everything, marks the checkpoint complete
+  (`moon_rl/checkpoints.py`), so `--resume` never picks a folder that a crash left half-written.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from moon_rl.checkpoints import mark_complete
 from moon_rl.distributed import gather_with_grad
 from moon_rl.extras import (
     EmbeddingArgs,
@@ -81,3 +85,10 @@ class MoonTrainerMixin:
         if extras is not None and has_extras(resume_from_checkpoint):
             saved = load_extras(resume_from_checkpoint)
             extras.load_state_dict(saved.state_dict())
+
+    def _save_checkpoint(self, model: nn.Module, trial) -> None:
+        super()._save_checkpoint(model, trial)
+        if self.args.should_save:
+            folder = os.path.join(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
+            if os.path.isdir(folder):
+                mark_complete(folder, self.state.global_step)
