@@ -40,8 +40,9 @@ REMOTE_CACHE_DIR = ".remote-cache"
 DEFAULT_MAX_PIXELS = 89_478_485
 DEFAULT_MAX_BYTES = 50 * 2**20
 REMOTE_TIMEOUT_S = 20.0
-# Decoders that product photos need; fewer decoders, less attack surface (MPO: multi-picture JPEGs from cameras).
-ALLOWED_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF", "AVIF")
+# Decoders that product photos need; fewer decoders, less attack surface. (Pillow's JPEG opener also
+# returns camera multi-picture files, reported as format "MPO".)
+ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "AVIF")
 _EXTENSIONS = {"JPEG": ".jpg", "MPO": ".jpg", "TIFF": ".tif"}
 _REMOTE_SCHEMES = ("http", "https")
 
@@ -135,8 +136,10 @@ def _decode_checked(data: bytes, label: str, max_pixels: int) -> tuple[Image.Ima
                 rgb = img.convert("RGB")
     except MoonError:
         raise
-    except Image.DecompressionBombError as err:
-        raise MoonError(f"{label}: image too large ({err})") from None
+    except Image.DecompressionBombError as err:  # Pillow's own limit (2 x MAX_IMAGE_PIXELS) hit inside open()
+        raise MoonError(
+            f"{label}: image declares too many pixels, a decompression bomb or an oversized file ({err})"
+        ) from None
     except UnidentifiedImageError:
         raise MoonError(
             f"{label}: not a readable image (corrupt, or not one of {', '.join(ALLOWED_FORMATS)})"
