@@ -20,6 +20,9 @@ app = typer.Typer(
 # Modules under moon_rl.cli that define `register(app)`. Only commands that work are listed.
 COMMAND_MODULES = [
     "tiny",
+    "data",
+    "rewards",
+    "sft",
 ]
 
 for _name in COMMAND_MODULES:

@@ -1,0 +1,200 @@
+"""Prompt and reasoning-trace formats shared by SFT, GRPO, evaluation and inference.
+
+A prompt is one user message: the product image(s) first (VL models), then the instruction, the category, the
+title (and description when there is one), the attribute names to fill and, for closed-set attributes, the
+allowed values. The target is a trace in the project's contract format:
+
+    <think>
+    A product from Clothing > Tops > Shirts. I go through its attributes one by one, using the title and the image.
+    - colour: the title says 'Navy' -> colour: navy
+    - pattern: the title does not say; the image shows stripes -> pattern: striped
+    </think>
+    <answer>{"colour": "navy", "pattern": "striped"}</answer>
+
+Template traces are built from the known attributes (`build_trace`); each line says where the value comes from:
+the title (quoting the words found), the description, the image (for attributes that images show), or, for
+anything else, that it is not stated. A record's own `reasoning` (say, from a teacher model) wins over the
+template: a full trace is used as is (after a format check), free text becomes the `<think>` part and the
+`<answer>` is built from the attributes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from data_prep.schema import Product
+from data_prep.taxonomy import VISUAL_ATTRIBUTES, surface_forms
+from moon_rl.errors import MoonError
+
+INSTRUCTION = (
+    "Identify the attributes of this product. Go through them one by one inside <think></think>, saying for each "
+    "where its value is shown (the title, the description or the image), then give the attributes as a JSON object "
+    "of attribute name to value inside <answer></answer>."
+)
+QUERY_INSTRUCTION = (
+    "A shopper searched for a product with this query. Go through the attributes the query asks for one by one "
+    "inside <think></think>, then give them as a JSON object of attribute name to value inside <answer></answer>."
+)
+
+TRACE_RE = re.compile(r"\s*<think>(?P<think>.*?)</think>\s*<answer>(?P<answer>.*?)</answer>\s*", re.DOTALL)
+
+# How a trace names what the image shows, for values that do not read well on their own.
+_PATTERN_SEEN = {"striped": "stripes", "dotted": "dots", "checked": "checks", "plain": "a plain fill, no pattern"}
+_SELF_DESCRIBING = {"sleeve", "neckline", "handle", "strap", "height", "sole", "rim"}
+
+
+def answer_json(attrs: dict[str, str]) -> str:
+    """The `<answer>` payload: a one-line JSON object, attributes in the record's order."""
+    return json.dumps(attrs, ensure_ascii=False)
+
+
+def parse_trace(text: str) -> tuple[str, dict[str, Any]] | None:
+    """Split a trace into (think text, answer object); None when it does not follow the format."""
+    match = TRACE_RE.fullmatch(text)
+    if not match:
+        return None
+    try:
+        answer = json.loads(match["answer"])
+    except json.JSONDecodeError:
+        return None
+    return (match["think"].strip(), answer) if isinstance(answer, dict) else None
+
+
+def find_mention(text: str | None, value: str) -> str | None:
+    """The words of `text` that state `value` (any of its spellings, whole words, any case), or None."""
+    if not text:
+        return None
+    for form in surface_forms(value):
+        match = re.search(rf"(?<![\w-]){re.escape(form)}(?![\w-])", text, flags=re.IGNORECASE)
+        if match:
+            return match.group(0)
+    return None
+
+
+def image_paths(product: Product, catalog_dir: str | Path) -> list[Path]:
+    """Absolute paths of the product's images; a missing file raises naming the record and the path."""
+    paths = []
+    for rel in product.images:
+        path = Path(catalog_dir) / rel
+        if not path.is_file():
+            raise MoonError(
+                f"{Path(catalog_dir) / 'products.jsonl'}: record id={product.id!r}: field 'images': file {path} "
+                "does not exist; fix the path, remove it from the record, or prepare with --no-images"
+            )
+        paths.append(path)
+    return paths
+
+
+def prompt_text(
+    product: Product,
+    *,
+    instruction: str = INSTRUCTION,
+    text_label: str = "title",
+    candidates: list[str] | None = None,
+) -> str:
+    """The text part of the prompt. `candidates` lists attribute names the text *may* state (query rows),
+    instead of the names to fill."""
+    lines = [instruction, "", f"Category: {product.category}", f"{text_label.capitalize()}: {product.title}"]
+    if product.description:
+        lines.append(f"Description: {product.description}")
+    if candidates is not None:
+        lines.append(f"Attributes it may state: {', '.join(candidates)}")
+    elif product.attributes:
+        lines.append(f"Attributes: {', '.join(product.attributes)}")
+    for name, allowed in product.options.items():
+        lines.append(f"Allowed values for {name}: {' | '.join(allowed)}")
+    return "\n".join(lines)
+
+
+def user_message(text: str, n_images: int = 0, parts: bool | None = None) -> dict[str, Any]:
+    """One user turn. With `parts` (default: when there are images) the content is a list of parts, one
+    {"type": "image"} placeholder per image then the text (what TRL's VL collators fill in); else the string."""
+    if parts is None:
+        parts = n_images > 0
+    if not parts:
+        return {"role": "user", "content": text}
+    return {"role": "user", "content": [{"type": "image"} for _ in range(n_images)] + [{"type": "text", "text": text}]}
+
+
+def build_prompt(
+    product: Product, catalog_dir: str | Path, with_images: bool = True, **text_kwargs: Any
+) -> tuple[list[dict[str, Any]], list]:
+    """The conversational prompt for one product and its images (PIL, RGB).
+
+    With images: content is a list of parts, one {"type": "image"} per image then the text (the layout TRL's
+    VL collators fill in). Without: content is the plain string. `text_kwargs` go to `prompt_text`.
+    """
+    text = prompt_text(product, **text_kwargs)
+    if not with_images:
+        return [user_message(text)], []
+    from PIL import Image
+
+    images = []
+    for path in image_paths(product, catalog_dir):
+        with Image.open(path) as img:
+            images.append(img.convert("RGB"))
+    return [user_message(text, len(images), parts=True)], images
+
+
+def _seen_in_image(name: str, value: str) -> str:
+    if name == "pattern" and value in _PATTERN_SEEN:
+        return _PATTERN_SEEN[value]
+    if name in ("colour", "color"):
+        return f"a {value} colour"
+    return value if name in _SELF_DESCRIBING else f"{value} {name}"
+
+
+def _template_lines(product: Product, text_label: str, has_images: bool) -> list[str]:
+    lines = []
+    for name, value in product.attributes.items():
+        said = find_mention(product.title, value)
+        described = find_mention(product.description, value)
+        if said:
+            why = f"the {text_label} says '{said}'"
+        elif described:
+            why = f"the description says '{described}'"
+        elif has_images and name in VISUAL_ATTRIBUTES:
+            why = f"the {text_label} does not say; the image shows {_seen_in_image(name, value)}"
+        else:
+            why = f"the {text_label} does not state it; the most likely value for this product is '{value}'"
+        lines.append(f"- {name}: {why} -> {name}: {value}")
+    return lines
+
+
+def build_trace(product: Product, *, text_label: str = "title", has_images: bool | None = None) -> str:
+    """The SFT target for `product`: its own `reasoning` if it has one, else the template trace.
+
+    `text_label` names the text the model reads ("title", or "query" for query rows); `has_images` says whether
+    the prompt shows images (default: the record lists some).
+    """
+    answer = answer_json(product.attributes)
+    if product.reasoning:
+        return _teacher_trace(product, answer)
+    has_images = bool(product.images) if has_images is None else has_images
+    sources = f"the {text_label} and the image" if has_images else f"the {text_label}"
+    if product.attributes and text_label == "query":
+        intro = f"A search in {product.category}. I go through the attributes the query states, one by one."
+    elif product.attributes:
+        intro = f"A product from {product.category}. I go through its attributes one by one, using {sources}."
+    else:
+        intro = f"The {text_label} names no attributes I can fill."
+    think = "\n".join([intro, *_template_lines(product, text_label, has_images)])
+    return f"<think>\n{think}\n</think>\n<answer>{answer}</answer>"
+
+
+def _teacher_trace(product: Product, answer: str) -> str:
+    text = product.reasoning.strip()
+    if "<answer>" in text:
+        if parse_trace(text) is None:
+            raise MoonError(
+                f"record id={product.id!r}: field 'reasoning': a full trace must be '<think>...</think>"
+                "<answer>{JSON object}</answer>' with nothing after; fix it or give only the reasoning text "
+                "(the answer is then built from the attributes)"
+            )
+        return text
+    # Free-text reasoning: keep it as the thinking and answer from the known attributes.
+    text = text.removeprefix("<think>").removesuffix("</think>").strip()
+    return f"<think>\n{text}\n</think>\n<answer>{answer}</answer>"

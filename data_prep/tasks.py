@@ -1,0 +1,160 @@
+"""`moon-rl data prepare --task sft|grpo`: a catalog split becomes a `datasets` dataset saved to disk.
+
+    moon-rl data prepare --task sft  --catalog data/synth --out data/sft            # SFTTrainer input
+    moon-rl data prepare --task grpo --catalog data/synth --out data/grpo --split train
+
+Columns (the project's contract; rewards receive every column but `prompt`/`completion`/`images` as kwargs):
+
+    prompt      conversational prompt: [{"role": "user", "content": ...}]. content is a list of parts
+                [{"type": "image"}, ..., {"type": "text", "text": ...}] when the dataset has images, the plain
+                string otherwise (text-only models, --no-images, catalogs without images)
+    completion  SFT only: [{"role": "assistant", "content": trace}], trace = <think>...</think><answer>{...}</answer>
+    images      list of images (datasets Image feature, loads as PIL); only when the catalog has images and
+                images are wanted. Query rows have an empty list.
+    id          str; product id, or "<product id>#q<k>" for the k-th query row of a product
+    group_id    str; rows sharing it are contrastive positives (views of one item and its queries)
+    title       str; the text the model reads (the product title, or the query text for query rows)
+    category    str; category path "A > B > C"
+    attributes  str; JSON object attribute name -> value (for query rows: only the attributes the query states)
+    options     str; JSON object attribute name -> list of allowed values, "{}" when none
+
+This is TRL's conversational prompt-completion format, so `SFTTrainer(train_dataset=load_from_disk(...))` takes
+it as is (VL: the `images` column fills the image placeholders; text: the chat template renders the strings).
+
+Query rows (on by default, `--no-query-rows` to drop): each search query of a product becomes a text-only row
+with the product's `group_id`, so a product and the queries that found it are positives for the contrastive
+loss; its SFT target is the trace over the attributes the query states.
+
+Bad data fails before anything is written: a missing image file, an SFT record without attributes, a malformed
+teacher `reasoning`, each with the record named; schema errors (empty title, duplicate id, ...) come from
+`data_prep.schema`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from data_prep.formats import QUERY_INSTRUCTION, build_trace, find_mention, image_paths, prompt_text, user_message
+from data_prep.schema import PRODUCTS_FILE, Product, RecordError, load_catalog
+from moon_rl.errors import MoonError
+
+TASKS = ("sft", "grpo")
+
+
+def _features(task: str, with_images: bool):
+    from datasets import Features, Image, List, Value
+
+    text = Value("string")
+    if with_images:
+        content: Any = List({"type": text, "text": text})
+    else:
+        content = text
+    cols: dict[str, Any] = {"prompt": List({"role": text, "content": content})}
+    if task == "sft":
+        cols["completion"] = List({"role": text, "content": text})
+    if with_images:
+        cols["images"] = List(Image())
+    cols.update({name: text for name in ("id", "group_id", "title", "category", "attributes", "options")})
+    return Features(cols)
+
+
+def query_product(product: Product, query: str, k: int) -> Product:
+    """A text-only pseudo-record for one search query: the title is the query, the attributes are those it
+    states. Options stay whole: they constrain values by name, so extra names do no harm."""
+    stated = {n: v for n, v in product.attributes.items() if find_mention(query, v)}
+    return dataclasses.replace(
+        product,
+        id=f"{product.id}#q{k}",
+        title=query,
+        description=None,
+        images=[],
+        attributes=stated,
+        queries=[],
+        reasoning=None,  # a teacher trace explains the product, not the query
+    )
+
+
+def _row(task: str, product: Product, messages: list, images: list | None, trace: str | None) -> dict[str, Any]:
+    row: dict[str, Any] = {"prompt": messages}
+    if task == "sft":
+        row["completion"] = [{"role": "assistant", "content": trace}]
+    if images is not None:
+        row["images"] = images
+    row.update(
+        id=product.id,
+        group_id=product.group_id,
+        title=product.title,
+        category=product.category,
+        attributes=json.dumps(product.attributes, ensure_ascii=False),
+        options=json.dumps(product.options, ensure_ascii=False),
+    )
+    return row
+
+
+def _check(task: str, products: list[Product], catalog_dir: Path, use_images: bool) -> None:
+    """Fail on the first unusable record, before any work is done."""
+    source = catalog_dir / PRODUCTS_FILE
+    n_bare = sum(not p.attributes for p in products) if task == "sft" else 0
+    for product in products:
+        if task == "sft" and not product.attributes:
+            raise MoonError(
+                f"{source}: record id={product.id!r}: field 'attributes' is empty ({n_bare} of {len(products)} "
+                "records in this split have none); SFT targets are built from the attributes, so add them or drop "
+                "those records (GRPO and evaluation accept them)"
+            )
+        if use_images:
+            image_paths(product, catalog_dir)
+        if task == "sft" and product.reasoning:
+            build_trace(product)  # raises on a malformed teacher trace
+
+
+def prepare_task(
+    task: str,
+    catalog_dir: str | Path,
+    out_dir: str | Path | None = None,
+    *,
+    split: str = "train",
+    with_images: bool = True,
+    query_rows: bool = True,
+    progress: bool = True,
+):
+    """Build the `task` dataset from one split of a catalog; save it to `out_dir` when given. Returns it."""
+    from datasets import Dataset
+    from tqdm.auto import tqdm
+
+    if task not in TASKS:
+        raise MoonError(f"--task {task!r}: unknown task; choose one of {list(TASKS)}")
+    catalog_dir = Path(catalog_dir)
+    try:
+        products = load_catalog(catalog_dir, split=split)
+    except (RecordError, FileNotFoundError) as err:
+        raise MoonError(str(err)) from None
+    use_images = with_images and any(p.images for p in products)
+    _check(task, products, catalog_dir, use_images)
+
+    rows = []
+    for product in tqdm(products, desc=f"prepare {task} ({split})", unit="product", disable=not progress):
+        images = None
+        if use_images:
+            # The original bytes, not re-encoded: the dataset is self-contained and byte-faithful to the catalog.
+            paths = image_paths(product, catalog_dir)
+            images = [{"bytes": p.read_bytes(), "path": str(p.relative_to(catalog_dir))} for p in paths]
+        messages = [user_message(prompt_text(product), len(images or []), parts=use_images)]
+        trace = build_trace(product, has_images=use_images) if task == "sft" else None
+        rows.append(_row(task, product, messages, images, trace))
+        if not query_rows:
+            continue
+        for k, query in enumerate(product.queries):
+            qp = query_product(product, query, k)
+            candidates = list(product.attributes)
+            text = prompt_text(qp, instruction=QUERY_INSTRUCTION, text_label="query", candidates=candidates)
+            q_trace = build_trace(qp, text_label="query", has_images=False) if task == "sft" else None
+            rows.append(_row(task, qp, [user_message(text, parts=use_images)], [] if use_images else None, q_trace))
+
+    dataset = Dataset.from_list(rows, features=_features(task, use_images))
+    if out_dir is not None:
+        dataset.save_to_disk(str(out_dir))
+    return dataset

@@ -1,0 +1,146 @@
+"""`moon-rl data ...`: make and prepare product data.
+
+    moon-rl data synth --out data/synth --products 2000 --seed 0
+    moon-rl data prepare --task sft --catalog data/synth --out data/sft
+    moon-rl data prepare --task grpo --catalog data/synth --out data/grpo_test --split test
+    moon-rl data prepare --source SOURCE --input raw.csv --out data/shop --map title=name   # raw -> catalog
+    moon-rl data prepare --source SOURCE --input raw.csv --task sft --out data/shop         # both: OUT/catalog, OUT/sft
+
+The commands only parse options and call `data_prep.synth.synth_catalog`, `data_prep.tasks.prepare_task` and
+`data_prep.sources.convert_source`; see data_prep/README.md for the formats.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from moon_rl.cli.common import run_guarded
+from moon_rl.errors import MoonError
+
+data_app = typer.Typer(
+    help="Make a synthetic catalog, convert raw catalogs, prepare SFT/GRPO datasets.", no_args_is_help=True
+)
+
+
+def _synth(out: Path, products: int, seed: int, image_size: int, force: bool) -> None:
+    from data_prep.synth import SynthConfig, synth_catalog
+
+    summary = synth_catalog(out, SynthConfig(products=products, seed=seed, image_size=image_size), force=force)
+    typer.echo(json.dumps(summary, indent=2))
+
+
+@data_app.command("synth")
+def synth(
+    out: Path = typer.Option(..., "--out", help="Folder to write the catalog to (products.jsonl, images/, splits/)."),
+    products: int = typer.Option(1000, "--products", help="Number of product records (views) to generate."),
+    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives byte-identical files."),
+    image_size: int = typer.Option(64, "--image-size", help="Image width and height in pixels."),
+    force: bool = typer.Option(False, "--force", help="Replace a catalog already in --out."),
+) -> None:
+    """Generate a synthetic, MBE-like catalog whose products differ only in fine-grained attributes."""
+    run_guarded(_synth, out, products, seed, image_size, force)
+
+
+def parse_map(pairs: list[str]) -> dict[str, str]:
+    """`["title=name", ...]` -> {"title": "name"}; a pair without '=' fails naming it."""
+    mapping: dict[str, str] = {}
+    for pair in pairs:
+        field, sep, column = pair.partition("=")
+        if not sep or not field.strip() or not column.strip():
+            raise MoonError(f"--map {pair!r}: expected FIELD=COLUMN, e.g. --map title=product_name")
+        mapping[field.strip()] = column.strip()
+    return mapping
+
+
+def _prepare(
+    task: str | None,
+    source: str | None,
+    catalog: Path | None,
+    input_path: Path | None,
+    out: Path,
+    split: str,
+    images: bool,
+    query_rows: bool,
+    mapping: list[str],
+    on_error: str,
+    allow_remote_images: bool,
+) -> None:
+    from data_prep.tasks import TASKS, prepare_task
+
+    if task is not None and task not in TASKS:
+        raise MoonError(f"--task {task!r}: unknown task; choose one of {list(TASKS)}")
+    if task is None and source is None:
+        raise MoonError(
+            "give --task sft|grpo (build a dataset from --catalog), --source (convert --input into a catalog), "
+            "or both (convert into OUT/catalog, then build OUT/<task>)"
+        )
+    field_map = parse_map(mapping)
+    if source is not None:
+        if input_path is None:
+            raise MoonError("--source needs --input PATH (the raw catalog file or folder to convert)")
+        if catalog is not None:
+            raise MoonError(
+                "--catalog is not used with --source: the converted catalog goes to --out (or OUT/catalog with --task)"
+            )
+        if on_error not in ("stop", "skip"):
+            raise MoonError(f"--on-error {on_error!r}: choose 'stop' or 'skip'")
+        try:
+            from data_prep.sources import convert_source
+        except ImportError as err:
+            raise MoonError(f"--source is not available in this install (data_prep.sources: {err})") from None
+        catalog = out / "catalog" if task is not None else out
+        report = convert_source(
+            source,
+            input_path,
+            catalog,
+            mapping=field_map,
+            on_error=on_error,
+            allow_remote_images=allow_remote_images,
+        )
+        typer.echo(json.dumps(report, indent=2, default=str))
+        if task is None:
+            return
+        out = out / task
+    elif catalog is None:
+        raise MoonError("--task needs --catalog DIR (a catalog folder from `moon-rl data synth` or `--source`)")
+    elif input_path is not None or mapping:
+        raise MoonError("--input and --map only apply with --source")
+
+    dataset = prepare_task(task, catalog, out, split=split, with_images=images, query_rows=query_rows)
+    summary = {"out": str(out), "task": task, "split": split, "rows": len(dataset), "columns": dataset.column_names}
+    typer.echo(json.dumps(summary, indent=2))
+
+
+_OUT_HELP = "Output folder: the dataset, the converted catalog, or both as OUT/catalog + OUT/<task>."
+_IMAGES_HELP = "Put product images in the prompt (--no-images for text-only models)."
+_QUERY_HELP = "Add one text-only row per search query, sharing the product's group_id (contrastive positives)."
+_MAP_HELP = "FIELD=COLUMN: take schema FIELD from raw COLUMN (repeatable; with --source)."
+_ON_ERROR_HELP = "Bad raw record (with --source): stop, failing with it named, or skip it and count it in the report."
+_REMOTE_HELP = "Allow downloading images given as http(s) URLs (with --source)."
+
+
+@data_app.command("prepare")
+def prepare(
+    out: Path = typer.Option(..., "--out", help=_OUT_HELP),
+    task: str | None = typer.Option(None, "--task", help="Dataset to build from the catalog: sft or grpo."),
+    catalog: Path | None = typer.Option(None, "--catalog", help="Catalog folder to build the --task dataset from."),
+    split: str = typer.Option("train", "--split", help="Catalog split to use (splits/<split>.txt): train or test."),
+    images: bool = typer.Option(True, "--images/--no-images", help=_IMAGES_HELP),
+    query_rows: bool = typer.Option(True, "--query-rows/--no-query-rows", help=_QUERY_HELP),
+    source: str | None = typer.Option(None, "--source", help="Raw catalog format to convert into a moon-rl catalog."),
+    input_path: Path | None = typer.Option(None, "--input", help="Raw catalog file or folder (with --source)."),
+    mapping: list[str] = typer.Option([], "--map", help=_MAP_HELP),
+    on_error: str = typer.Option("stop", "--on-error", help=_ON_ERROR_HELP),
+    allow_remote_images: bool = typer.Option(False, "--allow-remote-images", help=_REMOTE_HELP),
+) -> None:
+    """Convert a raw catalog (--source) and/or build an SFT or GRPO dataset from a catalog (--task)."""
+    run_guarded(
+        _prepare, task, source, catalog, input_path, out, split, images, query_rows, mapping, on_error, allow_remote_images
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(data_app, name="data")
