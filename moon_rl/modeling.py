@@ -96,11 +96,12 @@ def is_vision_language(config: Any) -> bool:
     return getattr(config, "vision_config", None) is not None
 
 
-def load_processor(path: str, trust_remote_code: bool = False):
-    """AutoProcessor for vision-language models, AutoTokenizer otherwise."""
+def load_processor(path: str, trust_remote_code: bool = False, config_path: str | None = None):
+    """AutoProcessor for vision-language models, AutoTokenizer otherwise. `config_path`: where the model's
+    config.json is, when `path` holds only tokenizer/processor files (an adapter folder)."""
     from transformers import AutoConfig, AutoProcessor, AutoTokenizer
 
-    config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    config = AutoConfig.from_pretrained(config_path or path, trust_remote_code=trust_remote_code)
     if is_vision_language(config):
         return AutoProcessor.from_pretrained(path, trust_remote_code=trust_remote_code)
     return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
@@ -155,7 +156,7 @@ def load_policy(args: ModelArgs, trainable: bool = True):
     source = resolve_source(args.model, args.base_model)
     model = load_base_model(source.path, args)
     processor_path = str(source.adapter_dir) if source.adapter_dir and _has_processor(source.adapter_dir) else source.path
-    processor = load_processor(processor_path, args.trust_remote_code)
+    processor = load_processor(processor_path, args.trust_remote_code, config_path=source.path)
     if source.adapter_dir is None:
         return model, processor, None
     from peft import PeftModel

@@ -128,7 +128,7 @@ def _measure(rng: random.Random) -> str:
     return f"{number}{rng.choice(UNITS)}"
 
 
-def product_corpus(n_samples: int = 3000, seed: int = 0) -> Iterator[str]:
+def product_corpus(n_samples: int = 1000, seed: int = 0) -> Iterator[str]:
     """Yield the built-in training texts: every word list once, then `n_samples` seeded synthetic records.
 
     The seed is fixed by the caller (not the model seed) so every tiny model shares one tokenizer.
@@ -148,13 +148,19 @@ def product_corpus(n_samples: int = 3000, seed: int = 0) -> Iterator[str]:
         names = rng.sample(sorted(values), k=rng.randint(2, 5))
         attrs = {name: rng.choice(values[name]) for name in names}
         words = [rng.choice(BRANDS)] + list(attrs.values()) + [rng.choice(ADJECTIVES), rng.choice(PRODUCT_WORDS)]
+        # Free-form attribute names (as in AE-110K / OA-Mine) with brand, measure or "n/a" values.
+        for name in rng.sample(ATTRIBUTE_NAMES, k=2):
+            attrs[name] = rng.choice((rng.choice(BRANDS), _measure(rng), "n/a"))
         if rng.random() < 0.5:
             words.append(_measure(rng))
         title = " ".join(w.capitalize() if rng.random() < 0.5 else w for w in words)
         think = " ".join(f"{name}: the title says {value}." for name, value in attrs.items())
         answer = json.dumps(attrs)
         yield title
-        yield f"{rng.choice(INSTRUCTIONS)} Product title: {title} Category: {rng.choice(CATEGORIES)}"
+        yield (
+            f"{rng.choice(INSTRUCTIONS)} Product title: {title} Category: {rng.choice(CATEGORIES)} "
+            f"Attributes to extract: {', '.join(attrs)}"
+        )
         yield f"<think> {think} </think><answer>{answer}</answer>"
         if rng.random() < 0.3:
             yield json.dumps({name: list(rng.sample(values[name], k=min(3, len(values[name])))) for name in names})

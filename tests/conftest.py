@@ -1,0 +1,39 @@
+"""Shared test fixtures. Everything runs offline on CPU; models are tiny and built locally.
+
+`tiny_model_dir(arch="qwen2_5_vl", size="tiny") -> Path` builds each (arch, size) once per test
+session (seed 0, `moon_rl.tiny_models.make_tiny_model`) and hands every call a fresh copy, so a test
+may write into its folder (save a checkpoint, change the config) without affecting other tests.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Before transformers / huggingface_hub / tokenizers are imported by any test module.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+import itertools  # noqa: E402
+import shutil  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """Factory: `tiny_model_dir(arch="qwen2_5_vl", size="tiny")` -> path to a private copy of the model."""
+    from moon_rl.tiny_models import make_tiny_model
+
+    built: dict[tuple[str, str], Path] = {}
+    copies = itertools.count()
+
+    def factory(arch: str = "qwen2_5_vl", size: str = "tiny") -> Path:
+        key = (arch, size)
+        if key not in built:
+            built[key] = make_tiny_model(arch, tmp_path_factory.mktemp(f"tiny-{arch}-{size}") / "model", size=size)
+        copy = tmp_path_factory.mktemp("tiny-copy") / f"{arch}-{size}-{next(copies)}"
+        shutil.copytree(built[key], copy)
+        return copy
+
+    return factory
