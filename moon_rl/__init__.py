@@ -5,3 +5,12 @@ deepspeed); heavy modules load when the command or function that needs them runs
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # `moon_rl.load` imports torch/transformers only when first used, so `import moon_rl` stays light.
+    if name == "load":
+        from moon_rl.inference import load
+
+        return load
+    raise AttributeError(f"module 'moon_rl' has no attribute {name!r}")

@@ -197,7 +197,10 @@ def load_extras(path: str | Path, device: torch.device | str | None = None) -> M
     known = {f.name for f in dataclasses.fields(EmbeddingArgs)}
     extras = MoonExtras(hidden, layers, {k: v for k, v in cfg.items() if k in known}, seed=seed)
     state = load_file(str(path / EXTRAS_WEIGHTS))
-    missing, unexpected = extras.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = extras.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # shape mismatch between the weights and moon_extras.json
+        raise MoonError(f"{path / EXTRAS_WEIGHTS}: weights do not match {EXTRAS_CONFIG}: {err}") from None
     if missing or unexpected:
         raise MoonError(f"{path / EXTRAS_WEIGHTS}: weights do not match {EXTRAS_CONFIG} (missing {missing}, unexpected {unexpected})")
     return extras.to(device) if device is not None else extras

@@ -12,6 +12,9 @@ import os
 # Before transformers / huggingface_hub / tokenizers are imported by any test module.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
+# The models here are a few hundred thousand parameters: thread start-up costs more than it saves, and
+# two test processes (the 2-process GRPO run) would fight over the 2 cores. Override by exporting it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import itertools  # noqa: E402
 import shutil  # noqa: E402

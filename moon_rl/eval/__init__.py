@@ -1,0 +1,9 @@
+"""`moon-rl eval`: retrieval, classification and attribute metrics of moon-rl models on a product catalog.
+
+- `metrics`: pure metric functions (ranks with pessimistic ties, Recall@K, MRR, chunked top-k, accuracy per
+  category level, attribute micro-F1 via the attribute rewards' parsing).
+- `tasks`: the three tasks for one loaded model (`moon_rl.load`), sharing one encoding of the products.
+- `report`: metrics.json, report.md (models side by side) and PNG plots.
+- `run`: `EvalConfig` and `run_eval` (the model under test and its baselines, one after the other).
+- `random_run`: a moon-rl-shaped output with random weights, for smoke tests and benchmarks.
+"""

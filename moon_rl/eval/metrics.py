@@ -1,0 +1,280 @@
+"""Evaluation metrics as pure functions of tensors and lists (no model, no files), unit-tested by hand.
+
+Retrieval
+- `first_relevant_ranks(queries, corpus, query_labels, corpus_labels)`: the 1-based rank of the first
+  relevant corpus item (same label, e.g. the same `group_id`) for every query, by cosine/dot score.
+  **Tie rule (pessimistic):** a non-relevant item whose score equals the best relevant score (within
+  `tie_tol`) is ranked *ahead* of it. A model that maps everything to one vector therefore scores
+  Recall@1 = 0 on any corpus with a distractor, never a lucky 1.
+- `recall_at_k(ranks, k)`, `mrr(ranks)` (full, not truncated at 10), `recall_curve(ranks, max_k)`.
+- `chunked_topk(queries, corpus, k)`: top-k scores and indices, merged chunk by chunk.
+
+Both scorers walk the corpus in chunks of `chunk_size` columns and the queries in chunks of
+`query_chunk` rows, so the largest score block is `query_chunk x chunk_size` floats (default
+256 x 8192 x 4 bytes = 8 MiB) whatever the corpus size: a million products never build the full
+Q x N similarity matrix. Peak extra memory is that block plus O(Q x k) for the running top-k (and, for ranks, the relevant
+(query, item) pairs: O(#pairs x D), small when groups are small).
+The embeddings themselves (N x D) are held in memory by the caller.
+
+Classification: `level_accuracy(pred_paths, gold_paths)` (accuracy at each level of "A > B > C"),
+`knn_vote(labels, scores)`.
+
+Attributes: `attribute_metrics(completions, golds, options)` parses answers with
+`reward_fns.parsing.parse_answer` and matches them with `reward_fns.attributes` (the code the
+`attribute_f1` / `attribute_choice` rewards use), so evaluation and training agree on what is right.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import torch
+
+from data_prep.schema import split_category
+
+DEFAULT_CHUNK = 8192
+DEFAULT_QUERY_CHUNK = 256
+
+
+def _blocks(n: int, size: int) -> Iterator[slice]:
+    for start in range(0, n, size):
+        yield slice(start, min(n, start + size))
+
+
+def _as_labels(labels: Sequence[Any] | torch.Tensor) -> torch.Tensor:
+    """Labels as a LongTensor; strings are numbered in order of first appearance by the caller's `encode_labels`."""
+    if isinstance(labels, torch.Tensor):
+        return labels.long()
+    return torch.as_tensor(list(labels), dtype=torch.long)
+
+
+def encode_labels(*label_lists: Sequence[str]) -> list[torch.Tensor]:
+    """Number string labels consistently across several lists: (["a","b"], ["b","c"]) -> ([0,1], [1,2])."""
+    table: dict[str, int] = {}
+    out = []
+    for labels in label_lists:
+        out.append(torch.tensor([table.setdefault(str(x), len(table)) for x in labels], dtype=torch.long))
+    return out
+
+
+def _best_relevant_scores(queries: torch.Tensor, corpus: torch.Tensor, q_lab: torch.Tensor, c_lab: torch.Tensor, excl: torch.Tensor) -> torch.Tensor:
+    """(Q,) best score of a relevant corpus item per query (-inf for none), scoring only the relevant pairs.
+
+    Corpus rows are sorted by label so each query's relevant rows are one contiguous range (searchsorted);
+    the cost is O(#relevant pairs x D), not O(Q x N x D).
+    """
+    order = torch.argsort(c_lab, stable=True)
+    sorted_lab = c_lab[order]
+    lo = torch.searchsorted(sorted_lab, q_lab, right=False)
+    counts = torch.searchsorted(sorted_lab, q_lab, right=True) - lo  # (Q,) relevant items per query
+    query_of = torch.repeat_interleave(torch.arange(q_lab.numel()), counts)  # (P,) one entry per relevant pair
+    offset = torch.arange(query_of.numel()) - torch.repeat_interleave(counts.cumsum(0) - counts, counts)
+    rows = order[lo[query_of] + offset]  # (P,) corpus row of each pair
+    scores = (queries[query_of] * corpus[rows]).sum(dim=-1)  # (P,)
+    scores = scores.masked_fill(rows == excl[query_of], float("-inf"))
+    best = torch.full((q_lab.numel(),), float("-inf"))
+    return best.scatter_reduce(0, query_of, scores, reduce="amax")
+
+
+@torch.no_grad()
+def first_relevant_ranks(
+    queries: torch.Tensor,
+    corpus: torch.Tensor,
+    query_labels: Sequence[int] | torch.Tensor,
+    corpus_labels: Sequence[int] | torch.Tensor,
+    *,
+    exclude: Sequence[int] | torch.Tensor | None = None,
+    chunk_size: int = DEFAULT_CHUNK,
+    query_chunk: int = DEFAULT_QUERY_CHUNK,
+    tie_tol: float = 1e-6,
+) -> torch.Tensor:
+    """(Q, D), (N, D) -> (Q,) long: 1-based rank of the best-scoring relevant item, 0 when a query has none.
+
+    `exclude[q]` is a corpus index ignored for query q (the query itself in multimodal->multimodal
+    retrieval), -1 for none. The best relevant score is computed from the relevant pairs alone; one chunked
+    pass over the corpus then counts the non-relevant items scoring at least as high (pessimistic ties, see
+    the module docstring).
+    """
+    q_lab, c_lab = _as_labels(query_labels), _as_labels(corpus_labels)
+    if queries.size(0) != q_lab.numel() or corpus.size(0) != c_lab.numel():
+        raise ValueError("labels must have one entry per query / corpus row")
+    excl = torch.full((queries.size(0),), -1, dtype=torch.long) if exclude is None else _as_labels(exclude)
+    queries, corpus = queries.float(), corpus.float()
+    best = _best_relevant_scores(queries, corpus, q_lab, c_lab, excl)
+    ahead = torch.zeros(queries.size(0), dtype=torch.long)
+    for qs in _blocks(queries.size(0), query_chunk):
+        threshold = best[qs, None] - tie_tol  # (q_chunk, 1)
+        for cs in _blocks(corpus.size(0), chunk_size):
+            scores = queries[qs] @ corpus[cs].T  # (q_chunk, c_chunk)
+            cols = torch.arange(cs.start, cs.stop)
+            negative = (q_lab[qs, None] != c_lab[None, cs]) & (cols[None, :] != excl[qs, None])
+            ahead[qs] += ((scores >= threshold) & negative).sum(dim=1)
+    ranks = ahead + 1
+    ranks[torch.isinf(best)] = 0  # no relevant item in the corpus
+    return ranks
+
+
+def _check_ranks(ranks: torch.Tensor | Sequence[int]) -> torch.Tensor:
+    ranks = _as_labels(ranks)
+    if ranks.numel() == 0:
+        raise ValueError("no queries to score")
+    if (ranks < 1).any():
+        raise ValueError("ranks must be >= 1; drop queries without a relevant item (rank 0) first")
+    return ranks
+
+
+def recall_at_k(ranks: torch.Tensor | Sequence[int], k: int) -> float:
+    """Share of queries whose first relevant item is within the top k."""
+    ranks = _check_ranks(ranks)
+    return float((ranks <= k).float().mean())
+
+
+def mrr(ranks: torch.Tensor | Sequence[int]) -> float:
+    """Mean reciprocal rank of the first relevant item (not truncated)."""
+    ranks = _check_ranks(ranks)
+    return float((1.0 / ranks.float()).mean())
+
+
+def recall_curve(ranks: torch.Tensor | Sequence[int], max_k: int) -> list[float]:
+    """[Recall@1, ..., Recall@max_k]."""
+    ranks = _check_ranks(ranks)
+    return [float((ranks <= k).float().mean()) for k in range(1, max_k + 1)]
+
+
+def retrieval_summary(ranks: torch.Tensor | Sequence[int], ks: Sequence[int] = (1, 5, 10), curve_k: int = 50) -> dict[str, Any]:
+    ranks = _check_ranks(ranks)
+    out: dict[str, Any] = {f"recall@{k}": recall_at_k(ranks, k) for k in ks}
+    out["mrr"] = mrr(ranks)
+    out["n_queries"] = int(ranks.numel())
+    out["recall_curve"] = recall_curve(ranks, curve_k)
+    return out
+
+
+@torch.no_grad()
+def chunked_topk(
+    queries: torch.Tensor,
+    corpus: torch.Tensor,
+    k: int,
+    chunk_size: int = DEFAULT_CHUNK,
+    query_chunk: int = DEFAULT_QUERY_CHUNK,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Q, D), (N, D) -> scores (Q, k') and corpus indices (Q, k'), best first, k' = min(k, N).
+
+    Each corpus chunk's own top-k is merged into the running top-k, so only a
+    `query_chunk x chunk_size` block of scores exists at a time. Ties come back in unspecified order.
+    """
+    n = corpus.size(0)
+    k = min(k, n)
+    queries, corpus = queries.float(), corpus.float()
+    all_scores = torch.empty(queries.size(0), k)
+    all_index = torch.empty(queries.size(0), k, dtype=torch.long)
+    for qs in _blocks(queries.size(0), query_chunk):
+        run_s = torch.empty(qs.stop - qs.start, 0)
+        run_i = torch.empty(qs.stop - qs.start, 0, dtype=torch.long)
+        for cs in _blocks(n, chunk_size):
+            scores = queries[qs] @ corpus[cs].T  # (q_chunk, c_chunk)
+            top_s, top_i = scores.topk(min(k, scores.size(1)), dim=1)
+            cand_s = torch.cat([run_s, top_s], dim=1)  # (q_chunk, <= 2k)
+            cand_i = torch.cat([run_i, top_i + cs.start], dim=1)
+            keep_s, pos = cand_s.topk(min(k, cand_s.size(1)), dim=1)
+            run_s, run_i = keep_s, cand_i.gather(1, pos)
+        all_scores[qs], all_index[qs] = run_s, run_i
+    return all_scores, all_index
+
+
+# ---- classification ------------------------------------------------------------------------------
+
+
+def level_accuracy(pred_paths: Sequence[str], gold_paths: Sequence[str]) -> dict[str, Any]:
+    """Accuracy at each level of the category path: level i is right when the first i levels agree.
+
+    A record counts at level i only when its gold path has at least i levels. Also reports the
+    exact-path accuracy. Levels are compared as written (after stripping), case-sensitively.
+
+    >>> level_accuracy(["A > B > C", "A > X"], ["A > B > D", "A > B"])
+    {'level_1': 1.0, 'level_2': 0.5, 'level_3': 0.0, 'full_path': 0.0, 'n': 2}
+    """
+    if len(pred_paths) != len(gold_paths) or not gold_paths:
+        raise ValueError("need one prediction per gold path, and at least one")
+    right: dict[int, int] = defaultdict(int)
+    total: dict[int, int] = defaultdict(int)
+    exact = 0
+    for pred, gold in zip(pred_paths, gold_paths):
+        p, g = split_category(pred), split_category(gold)
+        exact += p == g
+        for level in range(1, len(g) + 1):
+            total[level] += 1
+            right[level] += p[:level] == g[:level]
+    out: dict[str, Any] = {f"level_{lv}": right[lv] / total[lv] for lv in sorted(total)}
+    out["full_path"] = exact / len(gold_paths)
+    out["n"] = len(gold_paths)
+    return out
+
+
+def knn_vote(neighbor_labels: Sequence[Sequence[str]], neighbor_scores: torch.Tensor) -> list[str]:
+    """Score-weighted majority vote per row; a tied vote goes to the label of the nearest neighbour among the tied.
+
+    neighbor_labels[q][j] is the label of the j-th nearest neighbour (best first); scores (Q, k).
+    """
+    out = []
+    for labels, scores in zip(neighbor_labels, neighbor_scores.tolist()):
+        weight: dict[str, float] = defaultdict(float)
+        first_seen: dict[str, int] = {}
+        for j, (label, score) in enumerate(zip(labels, scores)):
+            weight[label] += score
+            first_seen.setdefault(label, j)
+        out.append(max(weight, key=lambda lab: (weight[lab], -first_seen[lab])))
+    return out
+
+
+# ---- attributes --------------------------------------------------------------------------------
+
+
+def attribute_metrics(
+    completions: Sequence[str],
+    golds: Sequence[Mapping[str, str]],
+    options: Sequence[Mapping[str, Sequence[str]]] | None = None,
+) -> dict[str, Any]:
+    """Micro precision/recall/F1 over attribute-value pairs, per-attribute accuracy, closed-set accuracy.
+
+    - micro-F1: `reward_fns.attributes.attribute_matches` summed over records (the `attribute_f1` reward's
+      counts), normalised values (case, units, synonyms).
+    - per-attribute accuracy: for each gold attribute name, the share of records whose answer has the
+      right value for it (`attribute_hits`).
+    - closed-set accuracy: records with `options` scored by `AttributeChoice` (the `attribute_choice`
+      reward): the chosen option must equal the gold one. `None` when no record has options.
+    - parse_rate: share of completions with a parsable `<answer>` JSON object.
+    """
+    from reward_fns.attributes import AttributeChoice, attribute_hits, attribute_matches, f1_from_counts
+    from reward_fns.parsing import parse_answer
+
+    if len(completions) != len(golds) or not golds:
+        raise ValueError("need one completion per gold record, and at least one")
+    options = options if options is not None else [{}] * len(golds)
+    choice = AttributeChoice()
+    tp = n_pred = n_gold = parsed = 0
+    hits: dict[str, list[bool]] = defaultdict(list)
+    closed: list[float] = []
+    for completion, gold, opts in zip(completions, golds, options):
+        pred = parse_answer(completion)
+        parsed += pred is not None
+        t, p, g = attribute_matches(pred, gold)
+        tp, n_pred, n_gold = tp + t, n_pred + p, n_gold + g
+        for name, hit in attribute_hits(pred, gold).items():
+            hits[name].append(hit)
+        if opts:
+            score = choice.score(completion, dict(gold), dict(opts))
+            if score is not None:
+                closed.append(score)
+    return {
+        "micro_f1": f1_from_counts(tp, n_pred, n_gold),
+        "precision": tp / n_pred if n_pred else 0.0,
+        "recall": tp / n_gold if n_gold else 0.0,
+        "per_attribute": {name: sum(v) / len(v) for name, v in sorted(hits.items())},
+        "closed_set_accuracy": sum(closed) / len(closed) if closed else None,
+        "n_closed_set": len(closed),
+        "parse_rate": parsed / len(golds),
+        "n_records": len(golds),
+    }

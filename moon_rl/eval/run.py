@@ -1,0 +1,119 @@
+"""`moon-rl eval`: evaluate a model (and baselines) on a catalog and write metrics.json, report.md and plots.
+
+    moon-rl eval --model runs/grpo --data data/synth --out runs/grpo/eval \
+        --baseline runs/tiny-vl --baseline runs/sft --max-products 300
+
+or `run_eval(EvalConfig(model=..., data=..., out=...))`. Each model is loaded in turn (one in memory at a
+time), the tasks in `moon_rl.eval.tasks` run on the same products, and `moon_rl.eval.report` writes the
+side-by-side report. A base model given as `--model` or `--baseline` is the zero-shot baseline (mean
+pooling, no head; see `moon_rl.inference`).
+
+Cost on CPU is dominated by generating the reasoning of every encoded record (`max_new_tokens` each):
+`max_products`, `max_queries` and `max_attribute_records` bound how many records are encoded, and
+`reasoning=False` / `query_reasoning=False` skip generation for products / queries and category names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import time
+from pathlib import Path
+from typing import Any
+
+from moon_rl.errors import MoonError
+
+
+@dataclasses.dataclass
+class EvalConfig:
+    model: str = ""
+    data: str = ""
+    out: str = ""
+    tasks: list[str] = dataclasses.field(default_factory=lambda: ["retrieval", "classification", "attributes"])
+    baselines: list[str] = dataclasses.field(default_factory=list)
+    base_model: str | None = None  # override the base model recorded in adapters
+    device: str = "cpu"
+    dtype: str = "auto"
+    batch_size: int = 8
+    max_new_tokens: int | None = None  # default: the run's max_completion_length, else 128
+    reasoning: bool = True  # generate reasoning before embedding products (the trained path)
+    query_reasoning: bool = True  # same for text/image queries and category names
+    max_products: int = 500  # corpus (test split) and k-NN memory (train split) caps, whole groups
+    max_queries: int = 200  # per retrieval setting
+    max_attribute_records: int = 100
+    knn_k: int = 5
+    chunk_size: int = 8192  # corpus rows scored at once (see moon_rl.eval.metrics)
+    ks: list[int] = dataclasses.field(default_factory=lambda: [1, 5, 10])
+    curve_k: int = 50
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        from moon_rl.eval.tasks import TASKS
+
+        bad = [t for t in self.tasks if t not in TASKS]
+        if bad or not self.tasks:
+            raise MoonError(f"--tasks: unknown task(s) {bad}; choose from {', '.join(TASKS)}")
+        for name in ("batch_size", "max_products", "max_queries", "max_attribute_records", "knn_k", "chunk_size", "curve_k"):
+            if getattr(self, name) < 1:
+                raise MoonError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            raise MoonError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+
+
+def model_names(paths: list[str]) -> list[str]:
+    """Short, unique column names: the folder name (run/checkpoint-N for checkpoints), '#2' for repeats."""
+    names: list[str] = []
+    for p in paths:
+        path = Path(p)
+        name = f"{path.parent.name}/{path.name}" if path.name.startswith("checkpoint-") else (path.name or str(path))
+        base, k = name, 2
+        while name in names:
+            name, k = f"{base}#{k}", k + 1
+        names.append(name)
+    return names
+
+
+def evaluate_model(path: str, data, cfg: EvalConfig) -> dict[str, Any]:
+    from moon_rl.eval.tasks import TaskRunner
+    from moon_rl.inference import load
+
+    start = time.perf_counter()
+    model = load(path, device=cfg.device, base_model=cfg.base_model, dtype=cfg.dtype)
+    try:
+        results = TaskRunner(model, data, cfg).run(cfg.tasks)
+        info = {"path": str(path), "source": model.source, "kind": model.kind, "embedding_dim": model.embedding_dim}
+    finally:
+        del model
+        gc.collect()
+    return {**info, **results, "seconds": round(time.perf_counter() - start, 2)}
+
+
+def run_eval(cfg: EvalConfig) -> dict[str, Any]:
+    """Evaluate `cfg.model` and every baseline; write the report to `cfg.out`. Returns the metrics dict."""
+    from moon_rl.eval.report import write_report
+    from moon_rl.eval.tasks import load_eval_data
+
+    if not cfg.model or not cfg.data or not cfg.out:
+        raise MoonError("eval needs --model, --data and --out")
+    paths = [cfg.model, *cfg.baselines]
+    for p in paths:
+        if not Path(p).expanduser().exists():
+            raise MoonError(f"model {p} does not exist (--model / --baseline take local folders)")
+    data = load_eval_data(cfg.data, cfg.max_products, cfg.max_queries)
+    metrics: dict[str, Any] = {
+        "data": str(cfg.data),
+        "n_corpus": len(data.corpus),
+        "n_train": len(data.train),
+        "notes": data.notes,
+        "config": dataclasses.asdict(cfg),
+        "models": {},
+    }
+    names = model_names(paths)
+    for name, path in zip(names, paths):
+        print(f"== evaluating {name} ({path})", flush=True)
+        metrics["models"][name] = evaluate_model(path, data, cfg)
+    from moon_rl.inference import resolve_model_dir
+
+    files = write_report(metrics, cfg.out, {n: resolve_model_dir(p) for n, p in zip(names, paths)})
+    metrics["files"] = {k: str(v) for k, v in files.items()}
+    return metrics

@@ -1,0 +1,381 @@
+"""Load any moon-rl model and turn products, queries and images into embeddings (and reasoning text).
+
+    import moon_rl
+    model = moon_rl.load("runs/grpo")                      # a run, a checkpoint-N, an export, or a base model
+    emb = model.encode(products, catalog_dir="data/synth")  # (N, D) float32, L2-normalised
+    texts = model.generate(products, catalog_dir="data/synth")
+
+What `load(path)` accepts, and how it embeds:
+- a moon-rl run / checkpoint / export (`adapter_config.json` + `moon_extras.*`): base model + LoRA
+  adapter + embedding head (and fusion / residual modules), exactly as trained. A run folder without final
+  artifacts falls back to its newest complete `checkpoint-N`.
+- a full model folder with `moon_extras.*` (a `--no-lora` run, or `export-adapter --merge`): the same.
+- a plain base model (no `moon_extras.*`): the zero-shot baseline. Its embedding is the mean of the last
+  hidden states over every attended token (prompt and, with reasoning, the generated text), L2-normalised,
+  with no head: the usual "mean pooling" baseline for decoder LMs.
+
+The encoding path is the training path: the prompt comes from `data_prep.formats` (images first for VL
+models), the model writes its attribute reasoning (greedy) when `reasoning=True`, then one forward over
+prompt + reasoning is captured with `HiddenStateCapture`, the modality masks come from
+`extras.modality_masks`, and `MoonExtras.embed` pools and projects. With `reasoning=False` nothing is
+generated and the "reasoning" mask is the prompt's text tokens: much faster, for big corpora, but not what
+the head was trained on.
+
+Records: a `data_prep.schema.Product`, a `Query` (search text and/or bare images, no catalog fields), or a
+dict (with a `category` it is read as a product, else as a query from `title`/`text` and `images`). A
+product with an empty title is an image-only product. Departure from the training query rows: a `Query`
+prompt has no category and no candidate attribute names (the training rows take them from the product the
+query belongs to), because at search time nobody knows them.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from data_prep.formats import INSTRUCTION, QUERY_INSTRUCTION, build_prompt, user_message
+from data_prep.schema import KNOWN_FIELDS, Product
+from moon_rl.errors import MoonError
+
+RUN_META = "moon_rl.json"
+DEFAULT_MAX_NEW_TOKENS = 128
+
+
+@dataclasses.dataclass
+class Query:
+    """What a shopper gives: search text, images (paths relative to `catalog_dir`, or PIL images), or both."""
+
+    text: str = ""
+    images: list[Any] = dataclasses.field(default_factory=list)
+    id: str = ""
+
+
+def as_record(obj: Any) -> Product | Query:
+    if isinstance(obj, (Product, Query)):
+        return obj
+    if isinstance(obj, str):
+        return Query(text=obj)
+    if isinstance(obj, dict):
+        if obj.get("category"):
+            fields = {k: v for k, v in obj.items() if k in KNOWN_FIELDS}
+            fields.setdefault("id", "")
+            fields.setdefault("title", "")
+            return Product(**fields)
+        return Query(text=obj.get("title") or obj.get("text") or "", images=list(obj.get("images") or []), id=obj.get("id", ""))
+    raise MoonError(f"cannot encode a {type(obj).__name__}; pass Product, Query, dict or str records")
+
+
+def _open_images(refs: Sequence[Any], catalog_dir: Path) -> list:
+    from PIL import Image
+
+    images = []
+    for ref in refs:
+        if isinstance(ref, Image.Image):
+            images.append(ref.convert("RGB"))
+            continue
+        path = Path(ref) if Path(ref).is_absolute() else catalog_dir / ref
+        if not path.is_file():
+            raise MoonError(f"query image {path} does not exist (relative paths are resolved against catalog_dir={catalog_dir})")
+        with Image.open(path) as img:
+            images.append(img.convert("RGB"))
+    return images
+
+
+def record_prompt(record: Product | Query, catalog_dir: Path, with_images: bool) -> tuple[list[dict], list]:
+    """(messages, PIL images) for one record; images only when `with_images` (a VL model)."""
+    if isinstance(record, Product):
+        messages, images = build_prompt(record, catalog_dir, with_images=with_images and bool(record.images))
+        if not record.title:  # image-only product: no empty "Title:" line
+            text = "\n".join(line for line in _message_text(messages).split("\n") if line != "Title: ")
+            messages = [user_message(text, len(images), parts=with_images)]
+        elif with_images and not images:
+            messages = [user_message(_message_text(messages), 0, parts=True)]  # VL chat layout even without images
+        return messages, images
+    images = _open_images(record.images, catalog_dir) if with_images else []
+    lines = [QUERY_INSTRUCTION if record.text else INSTRUCTION]
+    if record.text:
+        lines += ["", f"Query: {record.text}"]
+    return [user_message("\n".join(lines), len(images), parts=with_images)], images
+
+
+def _message_text(messages: list[dict]) -> str:
+    content = messages[0]["content"]
+    return content if isinstance(content, str) else "".join(p.get("text", "") for p in content if p.get("type") == "text")
+
+
+def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class MoonModel:
+    """A loaded model with its add-ons; see the module docstring. Build it with `moon_rl.load(path)`."""
+
+    def __init__(self, model, processor, extras, *, source: str, kind: str, meta: dict[str, Any] | None = None):
+        from moon_rl.extras import image_token_id_of
+        from moon_rl.modeling import is_vision_language
+
+        self.model, self.processor, self.extras = model.eval(), processor, extras
+        self.source, self.kind, self.meta = source, kind, meta or {}
+        self.is_vision_language = is_vision_language(model.config)
+        self.image_token_id = image_token_id_of(model) if self.is_vision_language else None
+        self.tokenizer = getattr(processor, "tokenizer", processor)
+        config = self.meta.get("config") or {}
+        self.max_new_tokens = int(config.get("max_completion_length") or DEFAULT_MAX_NEW_TOKENS)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def embedding_dim(self) -> int:
+        from moon_rl.extras import model_dims
+
+        return self.extras.args.embedding_dim if self.extras is not None else model_dims(self.model)[0]
+
+    # ---- public API ----------------------------------------------------------------------------
+
+    def encode(self, records: Sequence[Any], **kwargs: Any) -> torch.Tensor:
+        """Records -> (N, D) float32 L2-normalised embeddings on CPU. Options as `encode_with_completions`."""
+        return self.encode_with_completions(records, **kwargs)[0]
+
+    def encode_with_completions(
+        self,
+        records: Sequence[Any],
+        *,
+        batch_size: int = 8,
+        reasoning: bool = True,
+        max_new_tokens: int | None = None,
+        catalog_dir: str | Path | None = None,
+        progress: bool = True,
+        desc: str = "encode",
+    ) -> tuple[torch.Tensor, list[str]]:
+        """Embeddings and the reasoning text generated on the way ("" each when `reasoning=False`)."""
+        from tqdm.auto import tqdm
+
+        recs = [as_record(r) for r in records]
+        out, texts = [], []
+        with tqdm(total=len(recs), desc=desc, unit="rec", disable=not progress) as bar:
+            for batch in _batches(recs, batch_size):
+                inputs = self._tokenize(batch, Path(catalog_dir or "."))
+                completions = self._generate_ids(inputs, max_new_tokens) if reasoning else [[] for _ in batch]
+                out.append(self._embed(inputs, completions, reasoning))
+                texts += self._decode(completions)
+                bar.update(len(batch))
+        dim = self.embedding_dim
+        return (torch.cat(out) if out else torch.empty(0, dim)), texts
+
+    def generate(
+        self,
+        records: Sequence[Any],
+        *,
+        max_new_tokens: int | None = None,
+        batch_size: int = 8,
+        catalog_dir: str | Path | None = None,
+        progress: bool = True,
+    ) -> list[str]:
+        """Greedy reasoning + answer text for each record (special tokens removed; <think>/<answer> kept)."""
+        from tqdm.auto import tqdm
+
+        recs = [as_record(r) for r in records]
+        texts: list[str] = []
+        with tqdm(total=len(recs), desc="generate", unit="rec", disable=not progress) as bar:
+            for batch in _batches(recs, batch_size):
+                texts += self._decode(self._generate_ids(self._tokenize(batch, Path(catalog_dir or ".")), max_new_tokens))
+                bar.update(len(batch))
+        return texts
+
+    # ---- internals -----------------------------------------------------------------------------
+
+    def _tokenize(self, batch: Sequence[Product | Query], catalog_dir: Path) -> dict[str, torch.Tensor]:
+        prompts = [record_prompt(r, catalog_dir, self.is_vision_language) for r in batch]
+        texts = [self.processor.apply_chat_template(m, add_generation_prompt=True, tokenize=False) for m, _ in prompts]
+        self.tokenizer.padding_side = "left"  # generation continues every row from its last prompt token
+        if self.is_vision_language:
+            images = [img for _, imgs in prompts for img in imgs]
+            inputs = self.processor(text=texts, images=images or None, padding=True, return_tensors="pt")
+        else:
+            inputs = self.tokenizer(texts, padding=True, return_tensors="pt", add_special_tokens=False)
+        return {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
+
+    def _eos_ids(self) -> set[int]:
+        eos = self.model.generation_config.eos_token_id
+        ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        if self.tokenizer.eos_token_id is not None:
+            ids.add(self.tokenizer.eos_token_id)
+        return ids
+
+    @torch.no_grad()
+    def _generate_ids(self, inputs: dict[str, torch.Tensor], max_new_tokens: int | None) -> list[list[int]]:
+        """Greedy completion token ids per row, cut after the first end-of-sequence token (kept)."""
+        config = copy.deepcopy(self.model.generation_config)
+        config.do_sample, config.temperature, config.top_p, config.top_k = False, None, None, None
+        config.max_new_tokens = max_new_tokens or self.max_new_tokens
+        if config.pad_token_id is None:
+            config.pad_token_id = self.tokenizer.pad_token_id
+        out = self.model.generate(**inputs, generation_config=config)  # (B, L_prompt + T)
+        new = out[:, inputs["input_ids"].size(1) :].tolist()
+        eos = self._eos_ids()
+        completions = []
+        for row in new:
+            cut = next((i + 1 for i, t in enumerate(row) if t in eos), len(row))
+            completions.append(row[:cut])
+        return completions
+
+    def _decode(self, completions: list[list[int]]) -> list[str]:
+        return [self.tokenizer.decode(c, skip_special_tokens=True) if c else "" for c in completions]
+
+    @torch.no_grad()
+    def _embed(self, inputs: dict[str, torch.Tensor], completions: list[list[int]], reasoning: bool) -> torch.Tensor:
+        """One forward over each row's prompt + completion (right-padded, like training) -> (B, D) embeddings."""
+        from moon_rl.capture import HiddenStateCapture
+        from moon_rl.embedding import mean_pool
+        from moon_rl.extras import modality_masks
+
+        batch, reasoning_mask = self._assemble(inputs, completions, reasoning)
+        with HiddenStateCapture(self.model, capture_no_grad=True) as capture:
+            self.model(**batch, use_cache=False, logits_to_keep=1)  # logits of the last position only: we need hidden states
+        hidden = capture.hidden_states()  # (B, L, H)
+        if self.extras is None:  # zero-shot baseline: mean over all attended tokens, no head
+            return F.normalize(mean_pool(hidden.float(), batch["attention_mask"]), dim=-1).cpu()
+        masks = modality_masks(batch["input_ids"], batch["attention_mask"], reasoning_mask, self.image_token_id)
+        embeddings, _ = self.extras.embed(hidden, masks)
+        return embeddings.float().cpu()
+
+    def _assemble(
+        self, inputs: dict[str, torch.Tensor], completions: list[list[int]], reasoning: bool
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Strip the left padding, append each completion, right-pad: the layout TRL trains on."""
+        ids, attn = inputs["input_ids"], inputs["attention_mask"].bool()
+        # Other per-token tensors (Qwen-VL's mm_token_type_ids) follow the tokens; completions get zeros.
+        token_keys = [k for k, v in inputs.items() if k not in ("input_ids", "attention_mask") and isinstance(v, torch.Tensor) and v.shape == ids.shape]
+        rows = []
+        for i, completion in enumerate(completions):
+            prompt = ids[i][attn[i]]
+            rows.append((prompt, torch.tensor(completion, dtype=ids.dtype, device=ids.device), {k: inputs[k][i][attn[i]] for k in token_keys}))
+        width = max(len(p) + len(c) for p, c, _ in rows)
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        new_ids = torch.full((len(rows), width), pad_id, dtype=ids.dtype, device=ids.device)  # (B, L)
+        new_attn = torch.zeros(len(rows), width, dtype=torch.long, device=ids.device)
+        reasoning_mask = torch.zeros(len(rows), width, dtype=torch.bool, device=ids.device)
+        extra = {k: torch.zeros(len(rows), width, dtype=inputs[k].dtype, device=ids.device) for k in token_keys}
+        for i, (prompt, completion, per_token) in enumerate(rows):
+            n_p, n = len(prompt), len(prompt) + len(completion)
+            new_ids[i, :n] = torch.cat([prompt, completion])
+            new_attn[i, :n] = 1
+            for k, v in per_token.items():
+                extra[k][i, :n_p] = v
+            if reasoning:
+                reasoning_mask[i, n_p:n] = True
+            else:  # no reasoning: pool the prompt's text tokens instead
+                is_image = prompt == self.image_token_id if self.image_token_id is not None else torch.zeros_like(prompt, dtype=torch.bool)
+                reasoning_mask[i, :n_p] = ~is_image
+        batch = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask") and k not in token_keys}
+        batch.update(input_ids=new_ids, attention_mask=new_attn, **extra)
+        return batch, reasoning_mask
+
+
+# ---- loading -------------------------------------------------------------------------------------
+
+
+def resolve_model_dir(path: str | Path) -> Path:
+    """The folder to load: `path` itself, or for a run folder without final artifacts its newest complete checkpoint."""
+    from moon_rl.checkpoints import latest_complete_checkpoint, list_checkpoints
+
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise MoonError(f"model path {path} does not exist (give a run folder, a checkpoint-N folder, an export or a base model folder)")
+    if (path / "adapter_config.json").is_file() or (path / "config.json").is_file():
+        return path
+    latest = latest_complete_checkpoint(path)
+    if latest is not None:
+        print(f"{path}: no final model in the run folder; using its newest complete checkpoint {latest.name}")
+        return latest
+    found = [p.name for _, p in list_checkpoints(path)]
+    hint = f" (only incomplete checkpoints: {found})" if found else ""
+    raise MoonError(f"{path}: no adapter_config.json or config.json{hint}; pass a finished run, a checkpoint-N folder, an export or a model folder")
+
+
+def read_run_meta(path: str | Path) -> dict[str, Any]:
+    """`moon_rl.json` of a run/export (also looked up one level up, for checkpoint-N folders); {} when absent."""
+    for candidate in (Path(path) / RUN_META, Path(path).parent / RUN_META):
+        if candidate.is_file():
+            try:
+                return json.loads(candidate.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as err:
+                raise MoonError(f"{candidate}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    return {}
+
+
+def load(
+    path: str | Path,
+    *,
+    device: str | torch.device = "cpu",
+    base_model: str | None = None,
+    trust_remote_code: bool = False,
+    dtype: str = "auto",
+) -> MoonModel:
+    """Load a moon-rl run, checkpoint, export or base model for `encode` / `generate` (see module docstring).
+
+    `base_model` overrides the base recorded in an adapter (when it was trained on another machine).
+    """
+    from moon_rl.extras import has_extras, load_extras_into
+    from moon_rl.modeling import ModelArgs, load_policy
+
+    model_dir = resolve_model_dir(path)
+    meta = read_run_meta(model_dir)
+    is_adapter = (model_dir / "adapter_config.json").is_file()
+    args = ModelArgs(model=str(model_dir), base_model=base_model, trust_remote_code=trust_remote_code, dtype=dtype)
+    try:
+        with warnings.catch_warnings():
+            # PEFT warns about adapter keys without a module; `_check_adapter_fits` below fails with a clear message.
+            warnings.filterwarnings("ignore", message="Found missing adapter keys")
+            model, processor, _ = load_policy(args, trainable=False)
+    except RuntimeError as err:  # PEFT's "size mismatch for ...lora_A..." when the base is not the trained one
+        if not is_adapter:
+            raise
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise MoonError(
+            f"{model_dir}: the adapter does not fit its base model ({first[:200]}); pass base_model= / --base-model "
+            "with the model it was trained on"
+        ) from None
+    if is_adapter:
+        _check_adapter_fits(model, model_dir)
+    model.to(device)
+    extras = None
+    if has_extras(model_dir):
+        extras = load_extras_into(model, model_dir)
+        extras.eval()
+        kind = "moon-rl adapter + head" if is_adapter else "full model + head"
+    elif is_adapter:
+        kind = "adapter without head (mean pooling)"
+    else:
+        kind = "base model (zero-shot: mean pooling, no head)"
+    return MoonModel(model, processor, extras, source=str(model_dir), kind=kind, meta=meta)
+
+
+def _check_adapter_fits(model, model_dir: Path) -> None:
+    """PEFT only warns when adapter tensors find no module in the base (a different architecture); fail instead."""
+    from safetensors import safe_open
+
+    file = model_dir / "adapter_model.safetensors"
+    if not file.is_file():
+        return
+    with safe_open(str(file), framework="pt") as fh:
+        saved = [k for k in fh.keys() if ".lora_" in k]
+    names = {n for n, _ in model.named_parameters()}
+    # Saved: "...q_proj.lora_A.weight"; in the model: "...q_proj.lora_A.default.weight".
+    lost = [k for k in saved if k not in names and "{0}.default.{2}".format(*k.rpartition(".")) not in names]
+    if lost:
+        raise MoonError(
+            f"{model_dir}: {len(lost)} of {len(saved)} adapter tensors have no matching module in the base model "
+            f"(e.g. {lost[0]}): wrong base model; pass base_model= / --base-model with the model it was trained on"
+        )
