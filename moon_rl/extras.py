@@ -85,13 +85,16 @@ class MoonExtras(nn.Module):
         self.args = EmbeddingArgs(**fields)
         self.args.validate_embedding_args()
         self.hidden_size, self.num_layers, self.seed = hidden_size, num_layers, seed
-        self.head = EmbeddingHead(hidden_size, self.args.embedding_dim, seed=seed)
-        self.fusion = ModalityFusion(hidden_size, self.args.fusion_heads, seed=seed + 1) if self.args.pooling == "fusion" else None
-        self.residual = (
-            FineGrainedResidual(hidden_size, num_layers, self.args.residual_source_layer, self.args.residual_target_layers)
-            if self.args.residual_enhancement
-            else None
-        )
+        # nn.Linear draws default weights from the global RNG before ours overwrite them; fork it so that
+        # adding the head never shifts LoRA init or sampling (equivalence with the unmodified TRL trainers).
+        with torch.random.fork_rng(devices=[]):
+            self.head = EmbeddingHead(hidden_size, self.args.embedding_dim, seed=seed)
+            self.fusion = ModalityFusion(hidden_size, self.args.fusion_heads, seed=seed + 1) if self.args.pooling == "fusion" else None
+            self.residual = (
+                FineGrainedResidual(hidden_size, num_layers, self.args.residual_source_layer, self.args.residual_target_layers)
+                if self.args.residual_enhancement
+                else None
+            )
 
     def pool(self, hidden: torch.Tensor, masks: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """hidden (B, L, H) -> pooled (B, H). `masks["reasoning"]` selects the span for mean/last pooling."""
@@ -106,12 +109,21 @@ class MoonExtras(nn.Module):
         return pooled, info
 
     def embed(self, hidden: torch.Tensor, masks: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        """hidden (B, L, H) -> L2-normalised embeddings (B, embedding_dim) and loggable gate values."""
+        """hidden (B, L, H) -> L2-normalised embeddings (B, embedding_dim) and loggable gate values.
+
+        A row with no token to pool (mean/last pooling of an empty reasoning span: every completion masked
+        as truncated, say) gets an all-zero embedding, not the head's bias direction shared by all such rows;
+        the contrastive loss leaves zero rows out (`moon_rl.losses.group_info_nce`)."""
         pooled, info = self.pool(hidden, masks)
         if self.residual is not None:
             for layer, norm in zip(self.residual.target_layers, self.residual.gate_norms()):
                 info[f"residual_gate_norm/layer{layer}"] = norm
-        return self.head(pooled), info
+        embeddings = self.head(pooled)  # (B, D)
+        span = masks["reasoning"] if self.args.pooling != "fusion" else masks["reasoning"] | masks["image"] | masks["text"]
+        empty = ~span.bool().any(dim=1)  # (B,)
+        if bool(empty.any()):
+            embeddings = embeddings.masked_fill(empty[:, None], 0.0)
+        return embeddings, info
 
     def config_dict(self) -> dict[str, Any]:
         return {"hidden_size": self.hidden_size, "num_layers": self.num_layers, "seed": self.seed, **self.args.embedding_fields()}

@@ -157,13 +157,14 @@ def load_policy(args: ModelArgs, trainable: bool = True):
     model = load_base_model(source.path, args)
     processor_path = str(source.adapter_dir) if source.adapter_dir and _has_processor(source.adapter_dir) else source.path
     processor = load_processor(processor_path, args.trust_remote_code, config_path=source.path)
+    from moon_rl.extras import has_extras
+
     if source.adapter_dir is None:
-        return model, processor, None
+        # A full fine-tune saved by moon-rl (--no-lora) keeps its head beside the weights.
+        return model, processor, (Path(source.path) if source.is_local and has_extras(source.path) else None)
     from peft import PeftModel
 
     model = PeftModel.from_pretrained(model, str(source.adapter_dir), is_trainable=trainable)
-    from moon_rl.extras import has_extras
-
     return model, processor, (source.adapter_dir if has_extras(source.adapter_dir) else None)
 
 

@@ -1,0 +1,98 @@
+"""`MoonSFTConfig`: TRL's `SFTConfig` plus the embedding-head fields of `moon_rl.extras.EmbeddingArgs`.
+
+Every field can be set from a YAML file (`--config`) or `--set key=value`; the model-loading fields of
+`moon_rl.modeling.ModelArgs` (`model`, `lora_r`, `load_in_4bit`, ...) are accepted in the same places
+and split off by `build_sft_configs`, so one YAML describes a whole run.
+
+Departures from `SFTConfig` defaults (the rest are TRL's):
+- `completion_only_loss=True`: the loss is on the reasoning trace, never on the product text in the prompt.
+- `report_to="auto"`: tensorboard when it is installed, no integration otherwise.
+- `bf16` unset on a machine without CUDA means fp32 (TRL would pick bf16 and then fail validation there).
+CPU-friendly values (fp32, no gradient checkpointing) live in `configs/sft_tiny.yaml`, not here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+from trl import SFTConfig
+
+from moon_rl.config_io import build_config, field_names, read_yaml
+from moon_rl.errors import MoonError
+from moon_rl.extras import EmbeddingArgs
+from moon_rl.modeling import ModelArgs
+
+
+@dataclasses.dataclass
+class MoonSFTConfig(SFTConfig, EmbeddingArgs):
+    """SFT cold start with a contrastive embedding head. See `EmbeddingArgs` for the head's fields;
+    `contrastive_weight=0` trains exactly like TRL's `SFTTrainer`."""
+
+    completion_only_loss: bool | None = dataclasses.field(
+        default=True,
+        metadata={"help": "Compute the loss only on the completion (the reasoning trace). None lets TRL decide from the dataset format."},
+    )
+    report_to: None | str | list[str] = dataclasses.field(
+        default="auto",
+        metadata={"help": "Logging integrations: 'auto' (tensorboard when installed, else none), 'none', 'all', or names."},
+    )
+
+    def __post_init__(self) -> None:
+        if self.report_to == "auto":
+            self.report_to = "tensorboard" if importlib.util.find_spec("tensorboard") is not None else "none"
+        if self.bf16 is None and not self.fp16:
+            import torch
+
+            self.bf16 = torch.cuda.is_available()
+        super().__post_init__()
+        self.validate_embedding_args()
+        if self.contrastive_weight > 0 and (self.packing or self.padding_free):
+            raise MoonError(
+                "packing / padding_free put several records in one sequence, so there is no per-record embedding for "
+                "the contrastive loss; set packing=false and padding_free=false, or contrastive_weight=0"
+            )
+
+
+MODEL_KEYS = tuple(f.name for f in dataclasses.fields(ModelArgs))
+
+
+def build_sft_configs(
+    yaml_path: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    **flags: Any,
+) -> tuple[MoonSFTConfig, ModelArgs]:
+    """(trainer config, model args) from a YAML file, `--set` overrides and explicit flags (later wins).
+
+    Keys of `ModelArgs` go to the model args, everything else to `MoonSFTConfig`; an unknown key fails with
+    the list of both. Flags whose value is None are ignored (the option was not given).
+    """
+    layers: list[tuple[str, dict[str, Any]]] = []
+    if yaml_path is not None:
+        layers.append((str(yaml_path), read_yaml(yaml_path)))
+    layers.append(("--set", dict(overrides or {})))
+    layers.append(("arguments", {k: v for k, v in flags.items() if v is not None}))
+
+    config_keys = field_names(MoonSFTConfig)
+    valid = sorted(set(config_keys) | set(MODEL_KEYS))
+    model_layers, config_layers = [], []
+    for source, mapping in layers:
+        unknown = [k for k in mapping if k not in valid]
+        if unknown:
+            import difflib
+
+            near = difflib.get_close_matches(unknown[0], valid, n=3)
+            hint = f" Did you mean {', '.join(near)}?" if near else ""
+            raise MoonError(f"{source}: unknown config key '{unknown[0]}'.{hint} Valid keys: {', '.join(valid)}")
+        model_layers.append((source, {k: v for k, v in mapping.items() if k in MODEL_KEYS}))
+        config_layers.append((source, {k: v for k, v in mapping.items() if k not in MODEL_KEYS}))
+
+    if not any("model" in m for _, m in model_layers):
+        raise MoonError("no model given: pass --model PATH_OR_HUB_ID or set 'model:' in the --config file")
+    if not any("output_dir" in m for _, m in config_layers):
+        raise MoonError("no output folder given: pass --out DIR or set 'output_dir:' in the --config file")
+    model_args = build_config(ModelArgs, *model_layers)
+    config = build_config(MoonSFTConfig, *config_layers)
+    return config, model_args

@@ -1,0 +1,168 @@
+"""`MoonSFTTrainer`: TRL's `SFTTrainer` plus an in-batch InfoNCE term on embeddings of the same forward pass.
+
+    loss = nll + contrastive_weight * InfoNCE(head(pool(hidden states of the completion)), positives = same group_id)
+
+The next-token loss is TRL's, computed exactly as `SFTTrainer` computes it (fused LM head); the hidden states
+come from a forward hook on the backbone during that same forward (`moon_rl.capture.HiddenStateCapture`),
+so there is no second pass. The embedding head (`moon_rl.extras.MoonExtras`) is a submodule of the policy,
+trained by the same optimizer, and saved as `moon_extras.*` beside the adapter in every checkpoint.
+
+With `contrastive_weight=0` nothing is captured or added, the default HF sampler is kept, and training
+is step-for-step identical to `trl.SFTTrainer` (tests/moon_rl/test_sft.py checks the logged losses).
+
+Overridden methods (everything else is TRL's):
+- `__init__`: wraps TRL's data collator so `id`/`group_id` travel as hashed tensors, and attaches the
+  embedding head after TRL has wrapped the model with PEFT (PEFT would otherwise freeze it); with
+  `contrastive_weight=0` the head is frozen (saved, but untouched).
+- `_set_signature_columns_if_needed`: keeps the `id` and `group_id` columns, which HF `Trainer` would drop
+  with `remove_unused_columns=True` (they are not arguments of `model.forward`).
+- `_get_train_sampler`: group-aware order (`moon_rl.sampling`) so that positives share a batch.
+- `compute_loss`: pops the id tensors, runs the parent inside the hidden-state capture, then adds the
+  weighted contrastive term *after* the parent has returned (it has one exit; nothing can skip the term),
+  and logs `nll`, `contrastive_loss` and `retrieval_accuracy` through TRL's `_metrics`.
+Save/load of the head with checkpoints comes from `moon_rl.trainer_common.MoonTrainerMixin`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from trl import SFTTrainer
+
+from moon_rl.capture import HiddenStateCapture
+from moon_rl.errors import MoonError
+from moon_rl.extras import image_token_id_of, modality_masks
+from moon_rl.ids import hash_labels
+from moon_rl.sampling import GroupedSampler
+from moon_rl.trainer_common import MoonTrainerMixin, contrastive_loss, setup_extras
+
+ID_COLUMNS = ("id", "group_id")
+GROUP_KEY, ROW_KEY = "moon_group_ids", "moon_row_ids"
+
+
+class MoonCollator:
+    """Wraps a TRL collator: takes `id`/`group_id` out of each example, collates the rest as TRL would, and
+    adds them back as (B,) int64 hashes, the form that can be gathered across processes."""
+
+    def __init__(self, inner: Callable[[list[dict[str, Any]]], dict[str, Any]]):
+        self.inner = inner
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        examples = [dict(ex) for ex in examples]  # the VL collator edits examples in place
+        ids = [ex.pop("id", None) for ex in examples]
+        groups = [ex.pop("group_id", None) for ex in examples]
+        batch = self.inner(examples)
+        if all(g is not None for g in groups) and all(i is not None for i in ids):
+            batch[GROUP_KEY] = hash_labels(groups)
+            batch[ROW_KEY] = hash_labels(ids)
+        return batch
+
+    def __getattr__(self, name: str) -> Any:  # TRL reads attributes of its collator (return_position_ids, ...)
+        if name == "inner":  # not set yet (unpickling in a DataLoader worker): avoid infinite recursion
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+
+class MoonSFTTrainer(MoonTrainerMixin, SFTTrainer):
+    """SFTTrainer + contrastive embedding head. Args are SFTTrainer's, plus `extras_dir`: a saved head
+    (`moon_extras.*`, e.g. from an earlier moon-rl run) to continue from instead of a fresh one."""
+
+    _tag_names = ["trl", "sft", "moon-rl"]
+
+    def __init__(self, *args: Any, extras_dir: str | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.data_collator = MoonCollator(self.data_collator)
+        # Attach after PEFT wrapping (inside super) so the head stays trainable. fork_rng: building the head
+        # must not move the global RNG, which drives LoRA dropout and would break the equivalence with TRL.
+        with torch.random.fork_rng(devices=[]):
+            extras = setup_extras(self.model, self.args, seed=self.args.seed, extras_dir=extras_dir)
+        if not self.contrastive_on:
+            # No contrastive term: the pooling head gets no gradient, so keep it out of the optimizer and out of
+            # DDP's reducer (which fails on trainable parameters that never receive a gradient). The residual
+            # module, if any, is part of the forward pass and stays trainable.
+            for module in (extras.head, extras.fusion):
+                if module is not None:
+                    module.requires_grad_(False)
+
+    @property
+    def contrastive_on(self) -> bool:
+        return self.args.contrastive_weight > 0
+
+    # ---- data -------------------------------------------------------------------------------------
+
+    def _set_signature_columns_if_needed(self) -> None:
+        super()._set_signature_columns_if_needed()
+        self._signature_columns = list(dict.fromkeys([*self._signature_columns, *ID_COLUMNS]))
+
+    def _get_train_sampler(self, train_dataset=None):
+        if not self.contrastive_on:
+            return super()._get_train_sampler(train_dataset)
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if "group_id" not in getattr(dataset, "column_names", []):
+            raise MoonError("the training dataset has no 'group_id' column; the contrastive loss needs it (or set contrastive_weight=0)")
+        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        return GroupedSampler(dataset["group_id"], self._train_batch_size, seed=seed)
+
+    # ---- loss -------------------------------------------------------------------------------------
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        group_ids, row_ids = inputs.pop(GROUP_KEY, None), inputs.pop(ROW_KEY, None)
+        if not self.contrastive_on:
+            result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            self._log_nll(result[0] if return_outputs else result, num_items_in_batch)
+            return result
+        if group_ids is None:
+            raise MoonError("batch has no group ids: the dataset needs 'id' and 'group_id' columns for the contrastive loss")
+        labels, input_ids, attention_mask = inputs["labels"], inputs["input_ids"], inputs["attention_mask"]
+
+        # Training forwards run with grad; evaluation runs under no_grad, so capture those too there.
+        with HiddenStateCapture(model, capture_no_grad=not torch.is_grad_enabled()) as capture:
+            result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        loss, outputs = (result if return_outputs else (result, None))
+        self._log_nll(loss, num_items_in_batch)
+
+        if not capture.chunks:
+            raise RuntimeError("the backbone forward was not captured; cannot compute the contrastive loss")
+        hidden = capture.chunks[0]  # the loss forward; later no-grad forwards only feed TRL's metrics
+        if hidden.size(0) != group_ids.size(0):
+            raise RuntimeError(f"captured {hidden.size(0)} rows but the batch has {group_ids.size(0)} group ids")
+        # The completion (reasoning trace) is where labels are kept; with completion_only_loss it is exactly that.
+        masks = modality_masks(input_ids, attention_mask, labels != -100, image_token_id_of(model))
+        extras = self.moon_extras()
+        c_loss, stats, info = contrastive_loss(
+            extras, hidden, masks, group_ids.to(hidden.device), row_ids.to(hidden.device), self.args.temperature
+        )
+        # Same scaling as TRL's MoE aux loss: with `num_items_in_batch`, Trainer leaves gradient accumulation
+        # to the loss, so a per-micro-batch mean must be averaged over the accumulation steps here.
+        steps = self.current_gradient_accumulation_steps if num_items_in_batch is not None else 1
+        loss = loss + self.args.contrastive_weight * c_loss.to(loss.dtype) / steps
+        self._log_contrastive(c_loss, stats, info)
+        return (loss, outputs) if return_outputs else loss
+
+    # ---- metrics ----------------------------------------------------------------------------------
+
+    def _mode(self) -> str:
+        return "train" if self.model.training else "eval"
+
+    def _log_nll(self, loss: torch.Tensor, num_items_in_batch) -> None:
+        """The parent's loss as a per-step mean: undo its split over accumulation steps and processes."""
+        value = loss.detach().float()
+        if num_items_in_batch is not None:
+            value = value * self.current_gradient_accumulation_steps
+            if self.args.average_tokens_across_devices:
+                value = value / max(1, self.accelerator.num_processes // self.get_tp_size())
+        self._metrics[self._mode()]["nll"].append(self.accelerator.gather_for_metrics(value.reshape(1)).mean().item())
+
+    def _log_contrastive(self, c_loss: torch.Tensor, stats, info: dict[str, float]) -> None:
+        metrics = self._metrics[self._mode()]
+        device = c_loss.device
+        counts = torch.tensor([stats.n_correct_top1, stats.n_anchors], device=device, dtype=torch.float32)
+        counts = self.accelerator.gather_for_metrics(counts.reshape(1, 2)).sum(dim=0)  # (2,)
+        if counts[1] > 0:  # batches without any positive pair say nothing about retrieval
+            metrics["contrastive_loss"].append(self.accelerator.gather_for_metrics(c_loss.detach().float().reshape(1)).mean().item())
+            metrics["retrieval_accuracy"].append((counts[0] / counts[1]).item())
+        metrics["contrastive_anchors"].append(counts[1].item())
+        for key, value in info.items():
+            metrics[key].append(float(value))
