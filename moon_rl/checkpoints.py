@@ -3,15 +3,26 @@
 HF's Trainer writes `checkpoint-N/` file by file; a process killed mid-write (SIGKILL, pre-emption)
 leaves a folder that looks like a checkpoint but is not. moon-rl trainers write a marker file as the
 *last* step of every checkpoint save (`mark_complete`), and `--resume` only ever picks the newest
-folder with the marker (`latest_complete_checkpoint`). Rotation of old checkpoints happens in HF after
-the new save returns, so the previous good checkpoint is still there when a save is interrupted.
+folder with the marker (`latest_complete_checkpoint`). Where HF would delete old checkpoints before the
+new one is marked (`save_total_limit`), `MoonTrainerMixin` rotates them itself, after the marker, with
+`rotate_checkpoints`: so whatever instant the process dies at, the previous good checkpoint is still there.
+
+"Newest" is the checkpoint completed last (the time stored in its marker, then the step): after an
+explicit `--resume OUT/checkpoint-5` over a run that had reached checkpoint-9, the new checkpoint-6
+is newer than the stale checkpoint-9 of the abandoned run.
+
+`replace_dir(new, target)` swaps a finished folder into place in one `renameat2(RENAME_EXCHANGE)`
+call where the OS supports it (Linux), so an export replaced with `--force` is never missing.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import re
+import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -30,8 +41,23 @@ def mark_complete(checkpoint_dir: str | Path, step: int) -> None:
     tmp.replace(path)
 
 
+def clear_complete(checkpoint_dir: str | Path) -> None:
+    """Remove the marker before a checkpoint folder is (re)written: a marker left by an earlier run must
+    not vouch for files that are about to be overwritten."""
+    (Path(checkpoint_dir) / MARKER).unlink(missing_ok=True)
+
+
 def is_complete(checkpoint_dir: str | Path) -> bool:
     return (Path(checkpoint_dir) / MARKER).is_file()
+
+
+def completed_at(checkpoint_dir: str | Path) -> float:
+    """When the checkpoint was marked complete (marker time; file mtime for a marker without one)."""
+    path = Path(checkpoint_dir) / MARKER
+    try:
+        return float(json.loads(path.read_text(encoding="utf-8"))["time"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return path.stat().st_mtime if path.exists() else 0.0
 
 
 def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
@@ -42,11 +68,36 @@ def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def complete_checkpoints(run_dir: str | Path) -> list[Path]:
+    """Complete checkpoints, oldest first (by completion time, then step)."""
+    done = [(completed_at(p), step, p) for step, p in list_checkpoints(run_dir) if is_complete(p)]
+    return [p for _, _, p in sorted(done)]
+
+
 def latest_complete_checkpoint(run_dir: str | Path) -> Path | None:
-    for _step, path in reversed(list_checkpoints(run_dir)):
-        if is_complete(path):
-            return path
-    return None
+    done = complete_checkpoints(run_dir)
+    return done[-1] if done else None
+
+
+def rotate_checkpoints(run_dir: str | Path, limit: int | None, keep: str | Path | None = None) -> list[Path]:
+    """Delete the oldest *complete* checkpoints beyond `limit` (HF's `save_total_limit`), never the newest
+    one nor `keep` (the best checkpoint). Incomplete folders are neither counted nor deleted here: they are
+    never resumed from, and a resumed run overwrites them when it reaches their step. Returns what was deleted."""
+    if limit is None or limit <= 0:
+        return []
+    done = complete_checkpoints(run_dir)
+    protected = {Path(keep).resolve()} if keep else set()
+    excess = len(done) - limit
+    deleted = []
+    for path in done[:-1]:
+        if excess <= 0:
+            break
+        if path.resolve() in protected:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        deleted.append(path)
+        excess -= 1
+    return deleted
 
 
 def resolve_resume(run_dir: str | Path, resume: str | bool | None) -> str | None:
@@ -66,3 +117,56 @@ def resolve_resume(run_dir: str | Path, resume: str | bool | None) -> str | None
         hint = f" (found only incomplete ones: {partial})" if partial else ""
         raise MoonError(f"--resume: no complete checkpoint in {run_dir}{hint}; start without --resume")
     return str(latest)
+
+
+# ---- replacing a folder in one step -----------------------------------------------------------------
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+
+
+def exchange_dirs(a: str | Path, b: str | Path) -> bool:
+    """Atomically swap two existing paths (Linux `renameat2(RENAME_EXCHANGE)`). False when unsupported
+    (other OS, old libc/kernel, or a file system without it); nothing has changed then."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd = -100
+    result = renameat2(at_fdcwd, os.fsencode(str(a)), at_fdcwd, os.fsencode(str(b)), _RENAME_EXCHANGE)
+    if result == 0:
+        return True
+    errno = ctypes.get_errno()
+    if errno in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: not supported here
+        return False
+    raise OSError(errno, os.strerror(errno), str(a))
+
+
+def replace_dir(new: str | Path, target: str | Path) -> None:
+    """Put the finished folder `new` at `target` (same file system), replacing what is there.
+
+    An existing `target` is swapped out atomically where `exchange_dirs` works, so a crash at any instant
+    leaves either the old or the new folder at `target`. Elsewhere it is renamed aside first (a crash
+    between the two renames leaves the old folder as `.NAME.old-PID` next to it). The old one is deleted last.
+    """
+    new, target = Path(new), Path(target)
+    if not target.exists():
+        new.rename(target)
+        return
+    if not any(target.iterdir()):
+        target.rmdir()
+        new.rename(target)
+        return
+    if exchange_dirs(new, target):
+        shutil.rmtree(new, ignore_errors=True)  # `new` now holds the old folder
+        return
+    backup = target.parent / f".{target.name}.old-{os.getpid()}"
+    target.rename(backup)
+    try:
+        new.rename(target)
+    except OSError:
+        backup.rename(target)
+        raise
+    shutil.rmtree(backup, ignore_errors=True)

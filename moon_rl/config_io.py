@@ -34,7 +34,10 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
-        raise MoonError(f"{path}: not valid YAML: {err}") from None
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise MoonError(f"{path}: not valid YAML{where}: {problem}") from None
     if not isinstance(data, dict):
         raise MoonError(f"{path}: expected a mapping of config fields at the top level, got {type(data).__name__}")
     return data
@@ -60,30 +63,96 @@ def parse_set_overrides(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
-def _check_type(cls: type, name: str, value: Any, source: str) -> Any:
-    """Light type check for the common field types; coerces int -> float where the field is a float."""
-    hints = typing.get_type_hints(cls)
-    hint = hints.get(name)
-    if hint is None or value is None:
-        return value
+def _conforms(value: Any, hint: Any) -> bool | None:
+    """Does `value` fit the type hint? True / False, or None when the hint is beyond this light check
+    (classes, callables, ...: left to the dataclass' own __post_init__)."""
+    import enum
+    import types
+
+    if hint is Any:
+        return True
     origin = typing.get_origin(hint)
-    allowed = typing.get_args(hint) if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)) else (hint,)
-    simple = [a for a in allowed if a in (int, float, bool, str)]
-    if not simple or len(simple) != len([a for a in allowed if a is not type(None)]):
-        return value  # lists, dicts, enums, literals: leave to the dataclass' own __post_init__
-    if isinstance(value, bool) and bool not in simple:
-        raise MoonError(f"{source}: field '{name}' expects {hint}, got a boolean {value!r}")
-    if float in simple and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if float in simple and isinstance(value, str):
+    if origin in (typing.Union, types.UnionType):
+        results = [_conforms(value, arg) for arg in typing.get_args(hint)]
+        return True if True in results else (None if None in results else False)
+    if hint is type(None):
+        return value is None
+    if origin is typing.Literal:
+        return value in typing.get_args(hint)
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if hint in (list, tuple) or origin in (list, tuple):
+        args = [a for a in typing.get_args(hint) if a is not Ellipsis]
+        if not isinstance(value, list | tuple):
+            # One item where a list is expected (`rewards: format`): several configs wrap it themselves.
+            return None if len(args) == 1 and _conforms(value, args[0]) else False
+        if len(args) != 1:
+            return True
+        results = [_conforms(item, args[0]) for item in value]
+        return False if False in results else (None if None in results else True)
+    if hint is dict or origin is dict:
+        return isinstance(value, dict)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return isinstance(value, hint) or value in {m.value for m in hint}
+    return None
+
+
+def _type_name(hint: Any) -> str:
+    import types
+
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(arg) for arg in typing.get_args(hint))
+    if hint is type(None):
+        return "null"
+    if isinstance(hint, type) and not typing.get_args(hint):
+        return hint.__name__
+    return str(hint).replace("typing.", "")
+
+
+def _check_type(cls: type, name: str, value: Any, source: str) -> Any:
+    """Type check against the field's annotation; coerces int -> float (and YAML 1.1's `1e-4` string) where
+    the field is a float. None is accepted where the annotation or the default allows it."""
+    hint = typing.get_type_hints(cls).get(name)
+    if hint is None:
+        return value
+    if value is None:
+        default = next((f.default for f in dataclasses.fields(cls) if f.name == name), None)
+        if default is None or _conforms(None, hint) is not False:
+            return value
+        raise MoonError(f"{source}: field '{name}' expects {_type_name(hint)}, got null")
+    allowed = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, __import__("types").UnionType) else (hint,)
+    if float in allowed and isinstance(value, str) and not _conforms(value, hint):
         # YAML 1.1 reads `1e-4` (no dot) as a string; accept it as the number the user meant.
         try:
-            return float(value)
+            value = float(value)
         except ValueError:
             pass
-    if not isinstance(value, tuple(simple)):
-        raise MoonError(f"{source}: field '{name}' expects {'/'.join(t.__name__ for t in simple)}, got {value!r}")
+    if _conforms(value, hint) is False:
+        what = "a boolean " if isinstance(value, bool) else ""
+        raise MoonError(f"{source}: field '{name}' expects {_type_name(hint)}, got {what}{value!r}")
+    if float in allowed and int not in allowed and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
     return value
+
+
+def _blame(cls: type, merged: dict[str, Any], message: str) -> str | None:
+    """The one key whose value alone makes `cls` fail with `message` (None if none or several do)."""
+    culprits = []
+    for key, value in merged.items():
+        try:
+            cls(**{key: value})
+        except (TypeError, ValueError) as err:
+            if str(err) == message:
+                culprits.append(key)
+        except Exception:  # noqa: BLE001 - a lone key may fail for other reasons; it is then not the culprit
+            pass
+    return culprits[0] if len(culprits) == 1 else None
 
 
 def build_config(cls: type[T], *sources: tuple[str, dict[str, Any]], **fixed: Any) -> T:
@@ -93,6 +162,7 @@ def build_config(cls: type[T], *sources: tuple[str, dict[str, Any]], **fixed: An
     """
     names = field_names(cls)
     merged: dict[str, Any] = {}
+    origin: dict[str, str] = {}
     for source, mapping in (*sources, ("arguments", fixed)):
         for key, value in mapping.items():
             if key not in names:
@@ -101,7 +171,12 @@ def build_config(cls: type[T], *sources: tuple[str, dict[str, Any]], **fixed: An
                     f"Valid keys for {cls.__name__}: {', '.join(names)}"
                 )
             merged[key] = _check_type(cls, key, value, source)
+            origin[key] = source
     try:
         return cls(**merged)
     except (TypeError, ValueError) as err:
-        raise MoonError(f"invalid {cls.__name__}: {err}") from None
+        message = " ".join(str(err).split())  # one line
+        key = _blame(cls, merged, str(err))
+        if key is not None:
+            raise MoonError(f"{origin[key]}: field '{key}' = {merged[key]!r} is invalid: {message}") from None
+        raise MoonError(f"invalid {cls.__name__}: {message}") from None

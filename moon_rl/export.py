@@ -113,22 +113,11 @@ def latest_eval_metrics(src: Path) -> Path | None:
 
 
 def _finalize(tmp: Path, out: Path) -> None:
-    """Move the finished export into place; an existing OUT is swapped out first and removed last."""
-    backup = None
-    if out.is_dir():
-        if any(out.iterdir()):
-            backup = out.parent / f".{out.name}.old-{os.getpid()}"
-            out.rename(backup)
-        else:
-            out.rmdir()
-    try:
-        tmp.rename(out)
-    except OSError:
-        if backup is not None:
-            backup.rename(out)
-        raise
-    if backup is not None:
-        shutil.rmtree(backup, ignore_errors=True)
+    """Move the finished export into place; an existing OUT is swapped with it in one step where the OS
+    can (`moon_rl.checkpoints.replace_dir`) and removed last, so OUT is never missing."""
+    from moon_rl.checkpoints import replace_dir
+
+    replace_dir(tmp, out)
 
 
 def _max_diff(a, b) -> float:

@@ -114,10 +114,17 @@ def group_info_nce(
         row_ids: (N,) int64 row labels; defaults to `arange(N)` (every embedding its own row).
         candidates / candidate_group_ids / candidate_row_ids: the pool to score against (for example the
             embeddings gathered from every process, which include the local ones); defaults to the anchors.
+
+    An all-zero embedding means "nothing to embed" (`MoonExtras.embed` of a row with no token to pool): such
+    rows are neither anchors nor candidates, so they cannot count as identical positives of each other.
     """
     if row_ids is None:
         row_ids = torch.arange(embeddings.size(0), device=embeddings.device)
     if candidates is None:
         candidates, candidate_group_ids, candidate_row_ids = embeddings, group_ids, row_ids
     positive_mask, candidate_mask = group_masks(group_ids, candidate_group_ids, row_ids, candidate_row_ids)
+    present = embeddings.detach().ne(0).any(dim=1)  # (N,)
+    candidate_present = candidates.detach().ne(0).any(dim=1)  # (C,)
+    candidate_mask = candidate_mask & candidate_present[None, :]
+    positive_mask = positive_mask & candidate_mask & present[:, None]
     return info_nce(embeddings, candidates, positive_mask, temperature, candidate_mask=candidate_mask)

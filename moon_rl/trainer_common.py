@@ -5,9 +5,17 @@ term computed from captured hidden states, and saving/loading the add-ons with e
 SFTTrainer)`). It overrides, and only extends:
 - `_save`: writes the base model / adapter with the add-ons detached (so a full fine-tune's
   `save_pretrained` never contains weights the architecture lacks), then `moon_extras.*` beside it.
-- `_load_from_checkpoint`: the same in reverse on `--resume`.
-- `_save_checkpoint`: after the parent has written everything, marks the checkpoint complete
-  (`moon_rl/checkpoints.py`), so `--resume` never picks a folder that a crash left half-written.
+- `_load_from_checkpoint`: the same in reverse on `--resume`; also continues TRL's SFT token counter
+  (`num_tokens` in the logs), which TRL keeps only in memory.
+- `_save_checkpoint`: after the parent has written everything (on every process), marks the checkpoint
+  complete (`moon_rl/checkpoints.py`), so `--resume` never picks a folder that a crash left half-written;
+  a stale marker is removed before a folder is rewritten, and old checkpoints are rotated out only after
+  the new one is marked (HF rotates before, which with `save_total_limit=1` leaves a window with no
+  complete checkpoint at all).
+- `train`: refuses a training set that data preparation left empty (TRL drops SFT rows truncated before
+  their completion, and would "finish" at step 0). When training raises, restores the signal handlers of
+  `moon_rl.interrupt.GracefulInterrupt` (HF calls `on_train_end` only on success; Ctrl-C must work again
+  in a notebook) and closes the progress bars (the CLI's `error: ...` line must not trail the bar).
 """
 
 from __future__ import annotations
@@ -18,8 +26,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from moon_rl.checkpoints import mark_complete
+from moon_rl.checkpoints import clear_complete, mark_complete, rotate_checkpoints
 from moon_rl.distributed import gather_with_grad
+from moon_rl.errors import MoonError
 from moon_rl.extras import (
     EmbeddingArgs,
     MoonExtras,
@@ -85,10 +94,64 @@ class MoonTrainerMixin:
         if extras is not None and has_extras(resume_from_checkpoint):
             saved = load_extras(resume_from_checkpoint)
             extras.load_state_dict(saved.state_dict())
+        self._restore_token_count(resume_from_checkpoint)
+
+    def _restore_token_count(self, checkpoint: str) -> None:
+        """TRL's SFTTrainer counts the `num_tokens` it logs in memory (`_total_train_tokens`), not in the
+        trainer state, so a resumed run would count from zero; continue from the checkpoint's last log."""
+        import json
+
+        state_file = Path(checkpoint) / "trainer_state.json"
+        if not hasattr(self, "_total_train_tokens") or not state_file.is_file():
+            return
+        history = json.loads(state_file.read_text(encoding="utf-8")).get("log_history", [])
+        counts = [h["num_tokens"] for h in history if isinstance(h.get("num_tokens"), int | float)]
+        if counts:
+            self._total_train_tokens = int(counts[-1])
 
     def _save_checkpoint(self, model: nn.Module, trial) -> None:
-        super()._save_checkpoint(model, trial)
+        run_dir = self._get_output_dir(trial=trial)
+        folder = os.path.join(run_dir, f"checkpoint-{self.state.global_step}")
         if self.args.should_save:
-            folder = os.path.join(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
-            if os.path.isdir(folder):
-                mark_complete(folder, self.state.global_step)
+            clear_complete(folder)
+        limit = self.args.save_total_limit
+        self.args.save_total_limit = None  # the parent would rotate before our marker exists; done below instead
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self.args.save_total_limit = limit
+        self.accelerator.wait_for_everyone()  # sharded saves (DeepSpeed, FSDP): every process has written its part
+        if self.args.should_save and os.path.isdir(folder):
+            mark_complete(folder, self.state.global_step)
+            rotate_checkpoints(run_dir, limit, keep=self.state.best_model_checkpoint)
+
+    def train(self, *args, **kwargs):
+        dataset = getattr(self, "train_dataset", None)
+        if dataset is not None and hasattr(dataset, "__len__") and len(dataset) == 0:
+            # TRL's SFT preparation drops rows whose completion was truncated away; a run over nothing would
+            # "finish" at step 0 and save an untrained model.
+            max_length = getattr(self.args, "max_length", None)
+            why = f": max_length={max_length} cut every row before its first trained token; raise max_length" if max_length else ""
+            raise MoonError(f"no training rows left after data preparation{why}")
+        try:
+            return super().train(*args, **kwargs)
+        except BaseException:
+            self._close_progress_bars()  # so the error message starts on its own line, not after the bar
+            raise
+        finally:
+            from moon_rl.interrupt import GracefulInterrupt
+
+            for callback in self.callback_handler.callbacks:
+                if isinstance(callback, GracefulInterrupt):
+                    callback.restore()
+
+    def _close_progress_bars(self) -> None:
+        from transformers.trainer_callback import ProgressCallback
+
+        for callback in self.callback_handler.callbacks:
+            if isinstance(callback, ProgressCallback):
+                for name in ("prediction_bar", "training_bar"):
+                    bar = getattr(callback, name, None)
+                    if bar is not None:
+                        bar.close()
+                        setattr(callback, name, None)

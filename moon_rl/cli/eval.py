@@ -46,6 +46,7 @@ def eval_command(
     reasoning: bool = typer.Option(None, "--reasoning/--no-reasoning", help="Generate reasoning before embedding products (default on; off is faster but not the trained path)."),
     query_reasoning: bool = typer.Option(None, "--query-reasoning/--no-query-reasoning", help="Same for queries and category names (default on)."),
     device: str = typer.Option(None, "--device", help="torch device (default cpu)."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow model folders / hub repos to run their own Python code (off by default)."),
     config: Path = typer.Option(None, "--config", help="YAML file setting EvalConfig fields."),
     overrides: list[str] = typer.Option(None, "--set", help="KEY=VALUE for any EvalConfig field (repeatable)."),
 ) -> None:
@@ -66,6 +67,7 @@ def eval_command(
         "reasoning": reasoning,
         "query_reasoning": query_reasoning,
         "device": device,
+        "trust_remote_code": True if trust_remote_code else None,
     }
     run_guarded(_run, config, overrides or [], fixed)
 

@@ -34,6 +34,7 @@ class EvalConfig:
     base_model: str | None = None  # override the base model recorded in adapters
     device: str = "cpu"
     dtype: str = "auto"
+    trust_remote_code: bool = False  # let model folders run their own code (--trust-remote-code)
     batch_size: int = 8
     max_new_tokens: int | None = None  # default: the run's max_completion_length, else 128
     reasoning: bool = True  # generate reasoning before embedding products (the trained path)
@@ -78,7 +79,7 @@ def evaluate_model(path: str, data, cfg: EvalConfig) -> dict[str, Any]:
     from moon_rl.inference import load
 
     start = time.perf_counter()
-    model = load(path, device=cfg.device, base_model=cfg.base_model, dtype=cfg.dtype)
+    model = load(path, device=cfg.device, base_model=cfg.base_model, dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code)
     try:
         results = TaskRunner(model, data, cfg).run(cfg.tasks)
         info = {"path": str(path), "source": model.source, "kind": model.kind, "embedding_dim": model.embedding_dim}
