@@ -21,8 +21,12 @@ app = typer.Typer(
 COMMAND_MODULES = [
     "tiny",
     "data",
+    "eval",
+    "export",
     "rewards",
     "sft",
+    "grpo",
+    "demo",
 ]
 
 for _name in COMMAND_MODULES:
