@@ -1,0 +1,151 @@
+"""`MoonGRPOConfig`: TRL's `GRPOConfig` plus the embedding-head fields of `moon_rl.extras.EmbeddingArgs`
+and the reward specs of a run.
+
+Every field can be set from a YAML file (`--config`) or `--set key=value`; the model-loading fields of
+`moon_rl.modeling.ModelArgs` (`model`, `lora_r`, `load_in_4bit`, ...) are accepted in the same places and
+split off by `build_grpo_configs`, so one YAML describes a whole run.
+
+Departures from `GRPOConfig` defaults (the rest are TRL's, including loss_type, beta, num_iterations, ...):
+- `report_to="auto"`: tensorboard when it is installed, no integration otherwise.
+- `bf16`: TRL turns it on unless fp16 is set; here it stays on only when a CUDA device is visible, so the
+  same YAML runs on a laptop CPU (`configs/grpo_tiny.yaml`) without a mixed-precision error.
+- `use_cpu` is switched on under a multi-process launch without CUDA, so accelerate sets up gloo
+  data parallelism instead of N independent single-process runs.
+
+Name clash: `EmbeddingArgs.temperature` (the InfoNCE temperature in SFT) and `GRPOConfig.temperature` (the
+sampling temperature) share a name; the dataclass keeps TRL's. Here the InfoNCE temperature is
+`contrastive_temperature`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+from trl import GRPOConfig
+
+from moon_rl.config_io import build_config, field_names, read_yaml
+from moon_rl.errors import MoonError
+from moon_rl.extras import EmbeddingArgs
+from moon_rl.modeling import ModelArgs
+from moon_rl.vllm_support import VLLM_MODES
+
+# When no --reward is given. `retrieval` is opt-in (--reward retrieval=0.5): it costs a no-grad forward per
+# generation batch unless TRL already runs one, and with a fresh head its ranks are noise for many steps.
+DEFAULT_REWARDS = ("format", "attribute_f1")
+REWARD_ERROR_MODES = ("raise", "skip")
+
+
+@dataclasses.dataclass
+class MoonGRPOConfig(GRPOConfig, EmbeddingArgs):
+    """Joint GRPO + InfoNCE. See `EmbeddingArgs` for the head's fields; `contrastive_weight=0` with both
+    MOON3.0 modules off trains exactly like TRL's `GRPOTrainer`."""
+
+    rewards: list[str] | None = dataclasses.field(
+        default=None,
+        metadata={
+            "help": "Reward specs NAME[=WEIGHT], FILE.py:FUNC[=WEIGHT] or package.module:FUNC[=WEIGHT] "
+            f"(see `moon-rl rewards list`). Default: {' + '.join(DEFAULT_REWARDS)}."
+        },
+    )
+    reward_errors: str = dataclasses.field(
+        default="raise",
+        metadata={"help": "A reward function that raises: 'raise' stops training, 'skip' scores that batch None and counts it."},
+    )
+    contrastive_temperature: float = dataclasses.field(
+        default=0.05,
+        metadata={"help": "InfoNCE softmax temperature. (`temperature` is TRL's sampling temperature in GRPO.)"},
+    )
+    contrastive_bank: bool = dataclasses.field(
+        default=True,
+        metadata={
+            "help": "When a generation batch is split over several micro-batches (steps_per_generation > 1), also score each "
+            "micro-batch against the no-grad embeddings of the rest of its generation batch, so group members that TRL's "
+            "shuffle put in another micro-batch still count as positives."
+        },
+    )
+    report_to: None | str | list[str] = dataclasses.field(
+        default="auto",
+        metadata={"help": "Logging integrations: 'auto' (tensorboard when installed, else none), 'none', 'all', or names."},
+    )
+
+    def __post_init__(self) -> None:
+        import importlib.util
+
+        import torch
+
+        if self.report_to == "auto":
+            self.report_to = "tensorboard" if importlib.util.find_spec("tensorboard") is not None else "none"
+        if self.bf16 is None and not self.fp16 and not torch.cuda.is_available():
+            self.bf16 = False
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
+            self.use_cpu = True
+        if self.reward_errors not in REWARD_ERROR_MODES:
+            raise MoonError(f"reward_errors must be one of {list(REWARD_ERROR_MODES)}, got {self.reward_errors!r}")
+        if self.vllm_mode not in VLLM_MODES:
+            raise MoonError(f"vllm_mode must be one of {list(VLLM_MODES)}, got {self.vllm_mode!r}")
+        if isinstance(self.rewards, str):
+            self.rewards = [self.rewards]
+        super().__post_init__()
+        self.validate_embedding_args()
+        if self.contrastive_temperature <= 0:
+            raise MoonError(f"contrastive_temperature must be > 0, got {self.contrastive_temperature}")
+        # DDP: its unused-parameter search walks back from the forward's outputs and never reaches the embedding
+        # head, which is applied after the forward; it would mark the head ready as unused, then again when its
+        # gradient arrives ("marked as ready twice"). So the search is off while the head trains (every trainable
+        # parameter gets a gradient every step: LoRA leaves the vision tower frozen) and on when it does not.
+        if self.ddp_find_unused_parameters is None:
+            self.ddp_find_unused_parameters = self.contrastive_weight == 0
+        elif self.ddp_find_unused_parameters and self.contrastive_weight > 0 and self.world_size > 1:
+            raise MoonError(
+                "ddp_find_unused_parameters=true cannot be combined with the contrastive term under DDP (the embedding "
+                "head runs after the model's forward); leave it unset, or use a DeepSpeed config (configs/accelerate/)"
+            )
+
+    @property
+    def reward_specs(self) -> list[str]:
+        return list(self.rewards) if self.rewards else list(DEFAULT_REWARDS)
+
+
+MODEL_KEYS = tuple(f.name for f in dataclasses.fields(ModelArgs))
+SHARED_KEYS = ("trust_remote_code",)  # fields of both: the model loader and TRL read it
+
+
+def build_grpo_configs(
+    yaml_path: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    **flags: Any,
+) -> tuple[MoonGRPOConfig, ModelArgs]:
+    """(trainer config, model args) from a YAML file, `--set` overrides and explicit flags (later wins).
+
+    Keys of `ModelArgs` go to the model args, everything else to `MoonGRPOConfig`; an unknown key fails with
+    the list of both. Flags whose value is None are ignored (the option was not given).
+    """
+    layers: list[tuple[str, dict[str, Any]]] = []
+    if yaml_path is not None:
+        layers.append((str(yaml_path), read_yaml(yaml_path)))
+    layers.append(("--set", dict(overrides or {})))
+    layers.append(("arguments", {k: v for k, v in flags.items() if v is not None}))
+
+    valid = sorted(set(field_names(MoonGRPOConfig)) | set(MODEL_KEYS))
+    model_layers, config_layers = [], []
+    for source, mapping in layers:
+        unknown = [k for k in mapping if k not in valid]
+        if unknown:
+            import difflib
+
+            near = difflib.get_close_matches(unknown[0], valid, n=3)
+            hint = f" Did you mean {', '.join(near)}?" if near else ""
+            raise MoonError(f"{source}: unknown config key '{unknown[0]}'.{hint} Valid keys: {', '.join(valid)}")
+        model_layers.append((source, {k: v for k, v in mapping.items() if k in MODEL_KEYS}))
+        config_layers.append((source, {k: v for k, v in mapping.items() if k not in MODEL_KEYS or k in SHARED_KEYS}))
+
+    if not any("model" in m for _, m in model_layers):
+        raise MoonError("no model given: pass --model PATH_OR_HUB_ID (or an SFT output) or set 'model:' in the --config file")
+    if not any("output_dir" in m for _, m in config_layers):
+        raise MoonError("no output folder given: pass --out DIR or set 'output_dir:' in the --config file")
+    model_args = build_config(ModelArgs, *model_layers)
+    config = build_config(MoonGRPOConfig, *config_layers)
+    return config, model_args

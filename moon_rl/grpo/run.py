@@ -1,0 +1,235 @@
+"""Run joint GRPO + InfoNCE end to end: config -> data -> rewards -> model -> trainer -> train -> save.
+
+    moon-rl grpo --model runs/sft --data data/grpo --out runs/grpo --config configs/grpo_tiny.yaml
+    moon-rl grpo ... --reward format --reward attribute_f1=2 --reward my_rewards.py:brand=0.5
+    moon-rl grpo ... --num-processes 2          # data parallel through `accelerate launch`
+    moon-rl grpo ... --resume latest            # continue from the newest complete checkpoint in --out
+
+`--model` is a base model or a moon-rl output (SFT or GRPO): then its adapter is trained further and its
+embedding head and modules are loaded. `--data` is a prepared dataset (`moon-rl data prepare --task grpo`:
+prompt + the ground-truth columns the rewards read + id/group_id) or a catalog folder, prepared on the fly
+(train split). Everything checkable before the model loads is checked first: the vLLM extra, QLoRA, the
+reward specs, the dataset's columns and ids.
+
+Output (`--out`): checkpoints `checkpoint-N/` (adapter + moon_extras.* + optimizer state, resumable), and at
+the end the final adapter, processor files, `moon_extras.*`, `trainer_state.json` (log history: TRL's
+GRPO metrics plus contrastive_loss, retrieval_accuracy, fusion gates, residual gate norms) and `moon_rl.json`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from moon_rl.errors import MoonError
+from moon_rl.grpo.config import MoonGRPOConfig
+from moon_rl.modeling import ModelArgs
+
+RUN_INFO = "moon_rl.json"
+ID_COLUMNS = ("id", "group_id")
+
+
+# ---- data -------------------------------------------------------------------------------------------
+
+
+def load_grpo_data(path: str | Path, with_images: bool = True):
+    """A prepared GRPO dataset folder, or a catalog folder prepared on the fly (train split)."""
+    from datasets import Dataset, DatasetDict, load_from_disk
+
+    from data_prep.schema import PRODUCTS_FILE
+
+    path = Path(path)
+    if not path.is_dir():
+        raise MoonError(f"--data {path}: no such folder (expected `moon-rl data prepare --task grpo` output or a catalog)")
+    if (path / PRODUCTS_FILE).is_file():
+        from data_prep.tasks import prepare_task
+
+        return prepare_task("grpo", path, None, split="train", with_images=with_images)
+    try:
+        dataset = load_from_disk(str(path))
+    except FileNotFoundError:
+        raise MoonError(
+            f"--data {path}: neither a prepared dataset nor a catalog (no {PRODUCTS_FILE}); "
+            "build one with `moon-rl data prepare --task grpo --catalog CATALOG --out DIR`"
+        ) from None
+    if isinstance(dataset, DatasetDict):
+        if "train" not in dataset:
+            raise MoonError(f"--data {path}: a DatasetDict without a 'train' split (has {list(dataset)})")
+        dataset = dataset["train"]
+    if not isinstance(dataset, Dataset):
+        raise MoonError(f"--data {path}: expected a datasets.Dataset, got {type(dataset).__name__}")
+    return dataset
+
+
+def validate_grpo_dataset(dataset, source: str, needs_groups: bool, model_takes_images: bool) -> None:
+    """Fail on the first unusable row, naming it. Reads only the light columns, never decodes images."""
+    columns = set(dataset.column_names)
+    required = ("prompt",) + (ID_COLUMNS if needs_groups else ())
+    missing = [c for c in required if c not in columns]
+    if missing:
+        why = " ('id'/'group_id' define the contrastive positives; or set contrastive_weight=0)" if set(missing) & set(ID_COLUMNS) else ""
+        raise MoonError(
+            f"{source}: dataset is missing column(s) {missing}{why}; it has {sorted(columns)}. "
+            "Build GRPO data with `moon-rl data prepare --task grpo`."
+        )
+    if "completion" in columns:
+        raise MoonError(f"{source}: dataset has a 'completion' column (SFT data?); GRPO generates completions, use --task grpo data")
+    if len(dataset) == 0:
+        raise MoonError(f"{source}: dataset has no rows")
+    if "images" in columns and not model_takes_images:
+        raise MoonError(f"{source}: dataset has an 'images' column but the model is text-only; prepare the data with --no-images")
+    seen: dict[str, int] = {}
+    sizes: dict[str, int] = {}
+    for index, row in enumerate(dataset.select_columns([c for c in ("prompt", *ID_COLUMNS) if c in columns])):
+        where = f"{source}: row {index}" + (f" (id={row['id']!r})" if row.get("id") else "")
+        for key in ID_COLUMNS:
+            if key in row and (not isinstance(row[key], str) or not row[key].strip()):
+                raise MoonError(f"{where}: column '{key}' must be a non-empty string, got {row[key]!r}")
+        if not row["prompt"]:
+            raise MoonError(f"{where}: 'prompt' is empty")
+        if "id" in row:
+            if row["id"] in seen:
+                raise MoonError(f"{where}: duplicate id (also row {seen[row['id']]}); ids must be unique")
+            seen[row["id"]] = index
+        if "group_id" in row:
+            sizes[row["group_id"]] = sizes.get(row["group_id"], 0) + 1
+    if needs_groups and max(sizes.values(), default=0) < 2:
+        raise MoonError(f"{source}: no two rows share a group_id, so the contrastive loss has no positives; set contrastive_weight=0")
+
+
+# ---- rewards ----------------------------------------------------------------------------------------
+
+
+def build_rewards(config: MoonGRPOConfig) -> list:
+    """Resolve `config.reward_specs`, wrap each in the contract guard, and set `config.reward_weights`."""
+    from reward_fns.guard import GuardedReward
+    from reward_fns.registry import resolve_rewards
+
+    funcs, weights = resolve_rewards(config.reward_specs)
+    if config.reward_weights is not None:
+        if any(w != 1.0 for w in weights):
+            raise MoonError("reward weights are given twice: in the reward specs (NAME=WEIGHT) and in reward_weights; use one")
+        if len(config.reward_weights) != len(funcs):
+            raise MoonError(f"reward_weights has {len(config.reward_weights)} values for {len(funcs)} rewards {config.reward_specs}")
+    else:
+        config.reward_weights = weights
+    return [GuardedReward(fn, on_error=config.reward_errors) for fn in funcs]
+
+
+# ---- model + trainer --------------------------------------------------------------------------------
+
+
+def build_trainer(config: MoonGRPOConfig, model_args: ModelArgs, dataset, reward_funcs: list, callbacks: list | None = None):
+    """Load the policy (base or moon-rl output) and wrap it in a `MoonGRPOTrainer`."""
+    from peft import PeftModel
+
+    from moon_rl.extras import has_extras
+    from moon_rl.grpo.trainer import MoonGRPOTrainer
+    from moon_rl.modeling import load_policy, lora_config
+
+    model, processor, extras_dir = load_policy(model_args)
+    if extras_dir is None and has_extras(model_args.model):  # a full fine-tune (--no-lora) output keeps its head too
+        extras_dir = model_args.model
+    peft_config = None if isinstance(model, PeftModel) else lora_config(model_args)
+    return MoonGRPOTrainer(
+        model=model,
+        reward_funcs=reward_funcs,
+        args=config,
+        train_dataset=dataset,
+        processing_class=processor,
+        peft_config=peft_config,
+        callbacks=callbacks,
+        extras_dir=str(extras_dir) if extras_dir is not None else None,
+    )
+
+
+# ---- train + save -----------------------------------------------------------------------------------
+
+
+def save_run_info(out_dir: str | Path, config: MoonGRPOConfig, model_args: ModelArgs) -> None:
+    from moon_rl.modeling import resolve_source
+
+    info = {
+        "kind": "grpo",
+        "base_model": resolve_source(model_args.model, model_args.base_model).path,
+        "model_args": dataclasses.asdict(model_args),
+        "config": config.to_dict(),
+    }
+    Path(out_dir, RUN_INFO).write_text(json.dumps(info, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def run_grpo(config: MoonGRPOConfig, model_args: ModelArgs, data: str | Path, resume: str | bool | None = None) -> dict[str, Any]:
+    """Validate, train, save. Returns a summary (output folder, steps, first/last logged metrics)."""
+    from moon_rl.checkpoints import resolve_resume
+    from moon_rl.interrupt import GracefulInterrupt
+    from moon_rl.modeling import check_4bit_available
+    from moon_rl.sft.run import model_is_vision_language
+
+    if config.use_vllm:
+        from moon_rl.vllm_support import require_vllm
+
+        require_vllm(f"--use-vllm (vllm_mode={config.vllm_mode})")
+    if model_args.load_in_4bit:
+        check_4bit_available()
+    reward_funcs = build_rewards(config)
+    resume_from = resolve_resume(config.output_dir, resume)
+    takes_images = model_is_vision_language(model_args)
+    dataset = load_grpo_data(data, with_images=takes_images)
+    validate_grpo_dataset(dataset, str(data), needs_groups=config.contrastive_weight > 0, model_takes_images=takes_images)
+
+    interrupt = GracefulInterrupt()
+    trainer = build_trainer(config, model_args, dataset, reward_funcs, callbacks=[interrupt])
+    trainer.train(resume_from_checkpoint=resume_from)
+    trainer.save_model(config.output_dir)
+    if trainer.args.should_save:
+        trainer.save_state()
+        save_run_info(config.output_dir, config, model_args)
+
+    logs = [h for h in trainer.state.log_history if "reward" in h]
+    return {
+        "out": config.output_dir,
+        "global_step": trainer.state.global_step,
+        "interrupted": interrupt.interrupted,
+        "first": logs[0] if logs else {},
+        "last": logs[-1] if logs else {},
+    }
+
+
+# ---- multi-process ----------------------------------------------------------------------------------
+
+
+def strip_option(argv: list[str], name: str, takes_value: bool = True) -> list[str]:
+    """`argv` without `name VALUE` / `name=VALUE` (so a relaunched command does not relaunch again)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == name:
+            skip = takes_value
+        elif not arg.startswith(f"{name}="):
+            out.append(arg)
+    return out
+
+
+def launch_multiprocess(argv: list[str], num_processes: int, accelerate_config: str | None = None) -> int:
+    """Re-run this `moon-rl` command under `accelerate launch` with `num_processes` data-parallel processes.
+
+    Without `--accelerate-config`, accelerate's multi-process launcher is used (torch.distributed, NCCL on
+    GPUs, gloo on CPU: MoonGRPOConfig switches on use_cpu when no CUDA device is visible). With one
+    (configs/accelerate/*.yaml: multi-GPU, DeepSpeed ZeRO-2/3, FSDP) its settings apply.
+    """
+    if num_processes < 1:
+        raise MoonError(f"--num-processes must be >= 1, got {num_processes}")
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes)]
+    if accelerate_config is not None:
+        if not Path(accelerate_config).is_file():
+            raise MoonError(f"--accelerate-config {accelerate_config}: no such file (see configs/accelerate/)")
+        launch += ["--config_file", str(accelerate_config)]
+    else:
+        launch += ["--multi_gpu"]
+    rest = strip_option(strip_option(argv, "--num-processes"), "--accelerate-config")
+    return subprocess.run([*launch, "-m", "moon_rl", *rest]).returncode

@@ -1,0 +1,309 @@
+"""`MoonGRPOTrainer`: TRL's `GRPOTrainer` plus an in-batch InfoNCE term on embeddings of the same forward.
+
+    loss = GRPO policy loss (any TRL loss_type) + contrastive_weight * InfoNCE(head(pool(hidden states)))
+
+The policy loss is TRL's, untouched. The hidden states come from a forward hook on the backbone during the
+one forward TRL runs for the per-token log-probs (`moon_rl.capture.HiddenStateCapture`), so the contrastive
+term costs no second pass. Positives are rollouts of rows that share a `group_id` (another view of the
+product, a query that found it); rollouts of the same row are neither positives nor negatives; negatives
+are every other rollout in the batch, gathered across processes with gradient.
+
+With `contrastive_weight=0` and both MOON3.0 modules off, nothing is captured or added and training is
+step-for-step TRL's (tests/moon_rl/test_grpo_equivalence.py compares losses and gradients).
+
+Overridden methods (everything else is TRL's), and why:
+- `__init__`: checks the vLLM extra up front, hands `embeddings` to rewards that need them, attaches the
+  embedding head (+ modules) after TRL has wrapped the model with PEFT, and checks the id columns.
+- `_get_train_sampler`: TRL's `RepeatSampler` with a group-aware order (`moon_rl.sampling.group_batches`),
+  so the members of a group land in the same generation batch.
+- `_generate`: works around TRL building `images=[..., None, ...]` for a batch that mixes rows with and
+  without images (query rows), which the processor rejects; records what was generated for
+  `rollout_embeddings`.
+- `_generate_single_turn`: vLLM weight sync must not see the `moon_extras` parameters (the base
+  architecture has no such weights), so they are detached around it. Untested here (no GPU); minimal.
+- `_get_per_token_logps_and_entropies`: when rollout embeddings are wanted, captures the hidden states of
+  TRL's own no-grad policy pass instead of running another (see `rollout_embeddings`); and runs a batch
+  chunk by chunk when one of TRL's chunks would hold no image (TRL would hand Qwen-VL an empty
+  `pixel_values`; query rows make such batches common).
+- `_generate_and_score_completions`: attaches hashed `group_id` / `id` and a rollout uid to every rollout,
+  so group membership survives TRL's shuffle and split into micro-batches; builds the candidate bank.
+- `_compute_loss`: runs the parent inside the capture, then adds the weighted contrastive term *after*
+  the parent has returned (one exit, whatever the loss_type: TRL issue 7009), and logs it.
+Save/load of the head and modules with every checkpoint comes from `MoonTrainerMixin`.
+
+Departure from TRL: with vLLM, rollouts come from the merged base architecture, which has no residual
+module; TRL's importance-sampling correction (on by default) accounts for that gap like any other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import torch
+from accelerate.utils import is_peft_model
+from trl import GRPOTrainer
+from trl.models.utils import disable_gradient_checkpointing
+from trl.trainer.utils import RepeatSampler
+
+from moon_rl.capture import HiddenStateCapture, unwrap_model
+from moon_rl.errors import MoonError
+from moon_rl.extras import detached_extras, get_extras, image_token_id_of, modality_masks
+from moon_rl.grpo.config import MoonGRPOConfig
+from moon_rl.grpo.rollout_embeddings import (
+    CandidateBank,
+    ScoringPass,
+    completion_mask_of,
+    contrastive_with_bank,
+    image_safe_chunks,
+    needs_embeddings,
+    rollout_forward_inputs,
+    with_embeddings,
+)
+from moon_rl.ids import hash_labels
+from moon_rl.sampling import group_batches
+from moon_rl.trainer_common import MoonTrainerMixin, setup_extras
+
+ID_COLUMNS = ("id", "group_id")
+GROUP_KEY, ROW_KEY, UID_KEY = "moon_group_ids", "moon_row_ids", "moon_rollout_uids"
+
+
+class GroupRepeatSampler(RepeatSampler):
+    """`RepeatSampler` whose chunks of `batch_size` unique rows (one generation batch) hold whole groups
+    where possible: the order comes from `group_batches` instead of a plain permutation. Repeats (per
+    rollout and per iteration) are the parent's. `set_epoch` reshuffles; with `shuffle_dataset=False` the
+    packing is still shuffled, deterministically per seed (packing needs a shuffle of the groups)."""
+
+    def __init__(self, group_ids: list[str], **kwargs: Any):
+        super().__init__(data_source=group_ids, **kwargs)
+        self.group_ids = [str(g) for g in group_ids]
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        chunks = group_batches(self.group_ids, self.batch_size, seed=self.seed or 0, epoch=self.epoch, drop_last=True)
+        for chunk in chunks:
+            for _ in range(self.repeat_count):
+                for index in chunk:
+                    for _ in range(self.mini_repeat_count):
+                        yield index
+
+
+class MoonGRPOTrainer(MoonTrainerMixin, GRPOTrainer):
+    """GRPOTrainer + contrastive embedding head. Args are GRPOTrainer's (with a `MoonGRPOConfig`), plus
+    `extras_dir`: a saved head (`moon_extras.*`, e.g. an SFT output) to continue from instead of a fresh one."""
+
+    _tag_names = ["trl", "grpo", "moon-rl"]
+
+    def __init__(self, model, reward_funcs=None, args: MoonGRPOConfig | None = None, *pos: Any, extras_dir: str | None = None, **kwargs: Any):
+        if not isinstance(args, MoonGRPOConfig):
+            raise MoonError(f"MoonGRPOTrainer needs a MoonGRPOConfig, got {type(args).__name__}")
+        if args.use_vllm:
+            from moon_rl.vllm_support import require_vllm
+
+            require_vllm(f"--use-vllm (vllm_mode={args.vllm_mode})")
+        processing_class = kwargs.get("processing_class")
+        if processing_class is not None:
+            # TRL's contract: left padding. TRL pads prompt ids on the left itself; a right-padding processor
+            # would misalign the VL token-type ids (which place image tokens for rotary positions) with them.
+            getattr(processing_class, "tokenizer", processing_class).padding_side = "left"
+        self._scoring: ScoringPass | None = None
+        self._bank: CandidateBank | None = None
+        funcs = reward_funcs if isinstance(reward_funcs, list) else ([] if reward_funcs is None else [reward_funcs])
+        self._reward_wants_embeddings = any(needs_embeddings(f) for f in funcs)
+        funcs = [with_embeddings(f, self._reward_embeddings) if needs_embeddings(f) else f for f in funcs]
+        super().__init__(model, funcs, args, *pos, **kwargs)
+        # Attach after PEFT wrapping (inside super) so the head stays trainable. fork_rng: building the head
+        # must not move the global RNG (sampling, LoRA dropout), or the weight-0 equivalence with TRL breaks.
+        with torch.random.fork_rng(devices=[]):
+            setup_extras(self.model, self.args, seed=self.args.seed, extras_dir=extras_dir)
+        base = unwrap_model(self.model)
+        self._policy_adapter = base.active_adapter if is_peft_model(base) else None
+        if self.contrastive_on:
+            self._check_id_columns()
+        if (self._reward_wants_embeddings or self._bank_needed()) and (self.tools or self.rollout_func is not None):
+            raise MoonError("rollout embeddings (retrieval reward, contrastive bank) do not support tools or rollout_func")
+
+    @property
+    def contrastive_on(self) -> bool:
+        return self.args.contrastive_weight > 0
+
+    def _bank_needed(self) -> bool:
+        return self.contrastive_on and self.args.contrastive_bank and self.args.steps_per_generation > 1
+
+    def _check_id_columns(self) -> None:
+        columns = getattr(self.train_dataset, "column_names", None)
+        if columns is None:  # iterable dataset: checked on the first batch instead
+            return
+        missing = [c for c in ID_COLUMNS if c not in columns]
+        if missing:
+            raise MoonError(
+                f"the training dataset has no {missing} column(s); the contrastive loss needs 'id' and 'group_id' "
+                "(build GRPO data with `moon-rl data prepare --task grpo`) or set contrastive_weight=0"
+            )
+
+    # ---- data -------------------------------------------------------------------------------------
+
+    def _get_train_sampler(self, dataset=None):
+        dataset = dataset if dataset is not None else self.train_dataset
+        if not self.contrastive_on or "group_id" not in (getattr(dataset, "column_names", None) or []):
+            return super()._get_train_sampler(dataset)
+        return GroupRepeatSampler(
+            dataset["group_id"],
+            mini_repeat_count=self.num_generations,
+            batch_size=self.args.generation_batch_size // self.num_generations,
+            repeat_count=self.num_iterations * self.args.steps_per_generation,
+            shuffle=self.shuffle_dataset,
+            seed=self.args.seed,
+        )
+
+    # ---- generation and scoring -------------------------------------------------------------------
+
+    def _generate(self, prompts: list):
+        out = list(super()._generate(prompts))
+        images = out[6]
+        if images is not None:  # a row without images comes back as None; the processor needs []
+            out[6] = images = [x if x is not None else [] for x in images]
+        if self._scoring is not None:
+            self._scoring.prompts, self._scoring.prompt_ids, self._scoring.completion_ids = prompts, out[0], out[1]
+            self._scoring.images = images
+        return tuple(out)
+
+    def _generate_single_turn(self, *args: Any, **kwargs: Any):
+        context = detached_extras(self.model) if self.use_vllm else contextlib.nullcontext()
+        with context:
+            return super()._generate_single_turn(*args, **kwargs)
+
+    def _policy_pass(self, model) -> bool:
+        """Is this forward the current policy (not TRL's reference: another model, or adapters disabled)?"""
+        if model is not self.model:
+            return False
+        base = unwrap_model(model)
+        if self._policy_adapter is None:
+            return True
+        return bool(base.has_active_enabled_adapter) and base.active_adapter == self._policy_adapter
+
+    def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None, **kwargs):
+        scoring = self._scoring
+        if scoring is None or not scoring.want_embeddings or scoring.embeddings is not None or torch.is_grad_enabled() or not self._policy_pass(model):
+            return self._logps(model, input_ids, attention_mask, logits_to_keep, batch_size, **kwargs)
+        with HiddenStateCapture(model, capture_no_grad=True) as capture:
+            out = self._logps(model, input_ids, attention_mask, logits_to_keep, batch_size, **kwargs)
+        scoring.embeddings = self._embed_no_grad(capture.hidden_states(), input_ids, attention_mask, logits_to_keep)
+        scoring.source = "trl_forward"
+        return out
+
+    def _logps(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None, **kwargs):
+        """TRL's log-prob forward, run chunk by chunk when a chunk would hold no image (see `image_safe_chunks`)."""
+        chunks = image_safe_chunks(input_ids.size(0), batch_size, kwargs)
+        if chunks is None:
+            return super()._get_per_token_logps_and_entropies(model, input_ids, attention_mask, logits_to_keep, batch_size=batch_size, **kwargs)
+        outs = [
+            super(MoonGRPOTrainer, self)._get_per_token_logps_and_entropies(model, input_ids[rows], attention_mask[rows], logits_to_keep, **sub)
+            for rows, sub in chunks
+        ]
+        logps = torch.cat([o[0] for o in outs])
+        entropies = torch.cat([o[1] for o in outs]) if outs[0][1] is not None else None
+        aux = torch.stack([o[2] for o in outs]).mean() if outs[0][2] is not None else None
+        return logps, entropies, aux
+
+    def _embed_no_grad(self, hidden, input_ids, attention_mask, logits_to_keep) -> torch.Tensor:
+        reasoning = completion_mask_of(attention_mask, logits_to_keep)
+        masks = modality_masks(input_ids, attention_mask, reasoning, image_token_id_of(self.model))
+        with torch.no_grad():
+            return get_extras(self.model).embed(hidden, masks)[0]  # (N, D)
+
+    def _rollout_embeddings(self, scoring: ScoringPass) -> torch.Tensor:
+        """(N, D) no-grad embeddings of this process's rollouts: captured from TRL's pass, else one forward."""
+        if scoring.embeddings is None:
+            if scoring.completion_ids is None:
+                raise RuntimeError("rollout embeddings were asked for before any completion was generated")
+            input_ids, attention_mask, keep, kwargs = rollout_forward_inputs(self, scoring)
+            mode = "train" if self.model.training else "eval"
+            batch_size = self.args.per_device_train_batch_size if mode == "train" else self.args.per_device_eval_batch_size
+            with (
+                torch.no_grad(),
+                disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs),
+                HiddenStateCapture(self.model, capture_no_grad=True) as capture,
+            ):
+                self._logps(self.model, input_ids, attention_mask, keep, batch_size, **kwargs)
+            scoring.embeddings = self._embed_no_grad(capture.hidden_states(), input_ids, attention_mask, keep)
+            scoring.source = "extra_forward"
+        return scoring.embeddings
+
+    def _reward_embeddings(self) -> torch.Tensor:
+        if self._scoring is None:
+            raise MoonError("a reward asked for `embeddings` outside MoonGRPOTrainer's scoring step")
+        return self._rollout_embeddings(self._scoring)
+
+    def _generate_and_score_completions(self, inputs):
+        mode = "train" if self.model.training else "eval"
+        self._scoring = scoring = ScoringPass(want_embeddings=self._reward_wants_embeddings or (mode == "train" and self._bank_needed()))
+        try:
+            output = super()._generate_and_score_completions(inputs)
+            if self.contrastive_on:
+                self._attach_ids(output, inputs)
+                if mode == "train" and self._bank_needed():
+                    emb = self._rollout_embeddings(scoring)
+                    self._bank = CandidateBank.gather(self.accelerator, emb, output[GROUP_KEY], output[ROW_KEY], output[UID_KEY])
+        finally:
+            self._scoring = None
+        if scoring.source is not None:
+            self._metrics[mode]["contrastive/rollout_embeddings_reused"].append(float(scoring.source == "trl_forward"))
+        for name, fn in zip(self.reward_func_names, self.reward_funcs, strict=True):
+            while fn is not None and not hasattr(fn, "skipped_last"):  # look through wrappers for a GuardedReward
+                fn = getattr(fn, "fn", None)
+            if fn is not None:
+                self._metrics[mode][f"rewards/{name}/skipped"].append(float(fn.skipped_last))
+        return output
+
+    def _attach_ids(self, output: dict, inputs: list[dict]) -> None:
+        """(N,) int64 tensors per rollout; tensors are what TRL's shuffle/split carry to `_compute_loss`."""
+        missing = [c for c in ID_COLUMNS if c not in inputs[0]]
+        if missing:
+            raise MoonError(f"training rows have no {missing}; the contrastive loss needs 'id' and 'group_id' (or contrastive_weight=0)")
+        device, n = self.accelerator.device, len(inputs)
+        output[GROUP_KEY] = hash_labels([x["group_id"] for x in inputs], device=device)
+        output[ROW_KEY] = hash_labels([x["id"] for x in inputs], device=device)
+        output[UID_KEY] = torch.arange(n, device=device) + self.accelerator.process_index * n
+
+    # ---- loss -------------------------------------------------------------------------------------
+
+    def _compute_loss(self, model, inputs):
+        if not self.contrastive_on:
+            return super()._compute_loss(model, inputs)
+        # Training forwards run with grad; evaluation runs under no_grad, so capture those there.
+        with HiddenStateCapture(model, capture_no_grad=not torch.is_grad_enabled()) as capture:
+            loss = super()._compute_loss(model, inputs)
+        # Added after the parent has returned, so no loss_type branch can skip it (TRL issue 7009).
+        hidden = capture.hidden_states()  # (B, P+C, H)
+        input_ids = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], dim=1)  # (B, P+C)
+        attention_mask = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], dim=1)
+        reasoning = torch.cat([torch.zeros_like(inputs["prompt_mask"]), inputs["completion_mask"]], dim=1)
+        masks = modality_masks(input_ids, attention_mask, reasoning, image_token_id_of(model))
+        mode = "train" if self.model.training else "eval"
+        c_loss, stats, info, n_candidates = contrastive_with_bank(
+            get_extras(model), hidden, masks, inputs[GROUP_KEY], inputs[ROW_KEY], inputs[UID_KEY],
+            self.args.contrastive_temperature, bank=self._bank if mode == "train" else None,
+        )
+        # Same scaling as TRL's own terms: a per-micro-batch mean, averaged over the accumulation window.
+        normalizer = self.current_gradient_accumulation_steps if mode == "train" else 1.0
+        loss = loss + self.args.contrastive_weight * c_loss.to(loss.dtype) / normalizer
+        self._log_contrastive(mode, c_loss, stats, info, n_candidates)
+        return loss
+
+    def _log_contrastive(self, mode: str, c_loss: torch.Tensor, stats, info: dict[str, float], n_candidates: int) -> None:
+        metrics = self._metrics[mode]
+        device = c_loss.device
+        counts = torch.tensor([[stats.n_correct_top1, stats.n_anchors]], device=device, dtype=torch.float32)
+        counts = self.accelerator.gather(counts).sum(dim=0)  # (2,)
+        c_mean = self.accelerator.gather(c_loss.detach().float().reshape(1)).mean().item()
+        if counts[1] > 0:  # a micro-batch without any positive pair says nothing about retrieval
+            metrics["contrastive_loss"].append(c_mean)
+            metrics["retrieval_accuracy"].append((counts[0] / counts[1]).item())
+        metrics["contrastive/anchors"].append(counts[1].item())
+        metrics["contrastive/candidates"].append(float(n_candidates))
+        for key, value in info.items():
+            metrics[key].append(float(value))
