@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from data_prep.catalog_source import count_lines, csv_header, read_csv_rows, require_columns
+from data_prep.catalog_source import csv_header, read_csv_rows, require_columns
 from data_prep.sources import Loaded, Row, where
 from moon_rl.errors import MoonError
 

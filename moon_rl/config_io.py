@@ -180,3 +180,42 @@ def build_config(cls: type[T], *sources: tuple[str, dict[str, Any]], **fixed: An
         if key is not None:
             raise MoonError(f"{origin[key]}: field '{key}' = {merged[key]!r} is invalid: {message}") from None
         raise MoonError(f"invalid {cls.__name__}: {message}") from None
+
+
+def build_run_configs(
+    config_cls: type[T],
+    model_cls: type,
+    yaml_path: str | Path | None,
+    overrides: dict[str, Any] | None,
+    flags: dict[str, Any],
+    no_model_hint: str = "pass --model PATH_OR_HUB_ID or set 'model:' in the --config file",
+) -> tuple[T, Any]:
+    """(trainer config, model args) from a YAML file, `--set` overrides and explicit flags (later wins).
+
+    One YAML describes a whole run: keys of `model_cls` go to the model args, keys of `config_cls` to the
+    trainer config, a key of both (`trust_remote_code`) to both; anything else fails with the list of
+    valid keys. Flags whose value is None are ignored (the option was not given).
+    """
+    layers: list[tuple[str, dict[str, Any]]] = []
+    if yaml_path is not None:
+        layers.append((str(yaml_path), read_yaml(yaml_path)))
+    layers.append(("--set", dict(overrides or {})))
+    layers.append(("arguments", {k: v for k, v in flags.items() if v is not None}))
+
+    config_keys, model_keys = set(field_names(config_cls)), set(field_names(model_cls))
+    valid = sorted(config_keys | model_keys)
+    model_layers, config_layers = [], []
+    for source, mapping in layers:
+        unknown = [k for k in mapping if k not in config_keys and k not in model_keys]
+        if unknown:
+            raise MoonError(
+                f"{source}: unknown config key '{unknown[0]}'.{_close_matches(unknown[0], valid)} Valid keys: {', '.join(valid)}"
+            )
+        model_layers.append((source, {k: v for k, v in mapping.items() if k in model_keys}))
+        config_layers.append((source, {k: v for k, v in mapping.items() if k in config_keys}))
+
+    if not any("model" in m for _, m in model_layers):
+        raise MoonError(f"no model given: {no_model_hint}")
+    if not any("output_dir" in m for _, m in config_layers):
+        raise MoonError("no output folder given: pass --out DIR or set 'output_dir:' in the --config file")
+    return build_config(config_cls, *config_layers), build_config(model_cls, *model_layers)

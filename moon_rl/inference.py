@@ -44,8 +44,9 @@ import torch.nn.functional as F
 from data_prep.formats import INSTRUCTION, QUERY_INSTRUCTION, build_prompt, user_message
 from data_prep.schema import KNOWN_FIELDS, Product
 from moon_rl.errors import MoonError
+from moon_rl.modeling import RUN_INFO
 
-RUN_META = "moon_rl.json"
+RUN_META = RUN_INFO  # moon_rl.json, written by the trainers (moon_rl.modeling.write_run_info)
 DEFAULT_MAX_NEW_TOKENS = 128
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-import torch.nn.functional as F
 
 
 @dataclasses.dataclass

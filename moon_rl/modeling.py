@@ -170,3 +170,30 @@ def load_policy(args: ModelArgs, trainable: bool = True):
 
 def _has_processor(path: Path) -> bool:
     return any((path / name).is_file() for name in ("tokenizer_config.json", "processor_config.json", "preprocessor_config.json"))
+
+
+def load_for_training(args: ModelArgs):
+    """(model, processor, peft_config, extras_dir): what a moon-rl trainer needs to start or continue a run.
+
+    A moon-rl adapter output comes back as a trainable PeftModel (peft_config None: the adapter is already
+    there); a base model or a full fine-tune gets `lora_config(args)` for TRL to wrap it with.
+    """
+    from peft import PeftModel
+
+    model, processor, extras_dir = load_policy(args)
+    peft_config = None if isinstance(model, PeftModel) else lora_config(args)
+    return model, processor, peft_config, (str(extras_dir) if extras_dir is not None else None)
+
+
+RUN_INFO = "moon_rl.json"
+
+
+def write_run_info(out_dir: str | Path, kind: str, config: Any, args: ModelArgs) -> None:
+    """`moon_rl.json` beside the final weights: what trained them, from which base, with which config."""
+    info = {
+        "kind": kind,
+        "base_model": resolve_source(args.model, args.base_model).path,
+        "model_args": dataclasses.asdict(args),
+        "config": config.to_dict(),
+    }
+    Path(out_dir, RUN_INFO).write_text(json.dumps(info, indent=2, default=str) + "\n", encoding="utf-8")

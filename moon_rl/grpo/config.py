@@ -26,7 +26,7 @@ from typing import Any
 
 from trl import GRPOConfig
 
-from moon_rl.config_io import build_config, field_names, read_yaml
+from moon_rl.config_io import build_run_configs
 from moon_rl.errors import MoonError
 from moon_rl.extras import EmbeddingArgs
 from moon_rl.modeling import ModelArgs
@@ -109,43 +109,10 @@ class MoonGRPOConfig(GRPOConfig, EmbeddingArgs):
         return list(self.rewards) if self.rewards else list(DEFAULT_REWARDS)
 
 
-MODEL_KEYS = tuple(f.name for f in dataclasses.fields(ModelArgs))
-SHARED_KEYS = ("trust_remote_code",)  # fields of both: the model loader and TRL read it
-
-
 def build_grpo_configs(
     yaml_path: str | Path | None = None,
     overrides: dict[str, Any] | None = None,
     **flags: Any,
 ) -> tuple[MoonGRPOConfig, ModelArgs]:
-    """(trainer config, model args) from a YAML file, `--set` overrides and explicit flags (later wins).
-
-    Keys of `ModelArgs` go to the model args, everything else to `MoonGRPOConfig`; an unknown key fails with
-    the list of both. Flags whose value is None are ignored (the option was not given).
-    """
-    layers: list[tuple[str, dict[str, Any]]] = []
-    if yaml_path is not None:
-        layers.append((str(yaml_path), read_yaml(yaml_path)))
-    layers.append(("--set", dict(overrides or {})))
-    layers.append(("arguments", {k: v for k, v in flags.items() if v is not None}))
-
-    valid = sorted(set(field_names(MoonGRPOConfig)) | set(MODEL_KEYS))
-    model_layers, config_layers = [], []
-    for source, mapping in layers:
-        unknown = [k for k in mapping if k not in valid]
-        if unknown:
-            import difflib
-
-            near = difflib.get_close_matches(unknown[0], valid, n=3)
-            hint = f" Did you mean {', '.join(near)}?" if near else ""
-            raise MoonError(f"{source}: unknown config key '{unknown[0]}'.{hint} Valid keys: {', '.join(valid)}")
-        model_layers.append((source, {k: v for k, v in mapping.items() if k in MODEL_KEYS}))
-        config_layers.append((source, {k: v for k, v in mapping.items() if k not in MODEL_KEYS or k in SHARED_KEYS}))
-
-    if not any("model" in m for _, m in model_layers):
-        raise MoonError("no model given: pass --model PATH_OR_HUB_ID (or an SFT output) or set 'model:' in the --config file")
-    if not any("output_dir" in m for _, m in config_layers):
-        raise MoonError("no output folder given: pass --out DIR or set 'output_dir:' in the --config file")
-    model_args = build_config(ModelArgs, *model_layers)
-    config = build_config(MoonGRPOConfig, *config_layers)
-    return config, model_args
+    """(trainer config, model args) from a YAML file, `--set` overrides and flags; see `build_run_configs`."""
+    return build_run_configs(MoonGRPOConfig, ModelArgs, yaml_path, overrides, flags, no_model_hint="pass --model PATH_OR_HUB_ID (or an SFT output) or set 'model:' in the --config file")

@@ -18,8 +18,6 @@ GRPO metrics plus contrastive_loss, retrieval_accuracy, fusion gates, residual g
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -27,9 +25,8 @@ from typing import Any
 
 from moon_rl.errors import MoonError
 from moon_rl.grpo.config import MoonGRPOConfig
-from moon_rl.modeling import ModelArgs
+from moon_rl.modeling import ModelArgs, write_run_info
 
-RUN_INFO = "moon_rl.json"
 ID_COLUMNS = ("id", "group_id")
 
 
@@ -125,16 +122,10 @@ def build_rewards(config: MoonGRPOConfig) -> list:
 
 def build_trainer(config: MoonGRPOConfig, model_args: ModelArgs, dataset, reward_funcs: list, callbacks: list | None = None):
     """Load the policy (base or moon-rl output) and wrap it in a `MoonGRPOTrainer`."""
-    from peft import PeftModel
-
-    from moon_rl.extras import has_extras
     from moon_rl.grpo.trainer import MoonGRPOTrainer
-    from moon_rl.modeling import load_policy, lora_config
+    from moon_rl.modeling import load_for_training
 
-    model, processor, extras_dir = load_policy(model_args)
-    if extras_dir is None and has_extras(model_args.model):  # a full fine-tune (--no-lora) output keeps its head too
-        extras_dir = model_args.model
-    peft_config = None if isinstance(model, PeftModel) else lora_config(model_args)
+    model, processor, peft_config, extras_dir = load_for_training(model_args)
     return MoonGRPOTrainer(
         model=model,
         reward_funcs=reward_funcs,
@@ -143,23 +134,12 @@ def build_trainer(config: MoonGRPOConfig, model_args: ModelArgs, dataset, reward
         processing_class=processor,
         peft_config=peft_config,
         callbacks=callbacks,
-        extras_dir=str(extras_dir) if extras_dir is not None else None,
+        extras_dir=extras_dir,
     )
 
 
 # ---- train + save -----------------------------------------------------------------------------------
 
-
-def save_run_info(out_dir: str | Path, config: MoonGRPOConfig, model_args: ModelArgs) -> None:
-    from moon_rl.modeling import resolve_source
-
-    info = {
-        "kind": "grpo",
-        "base_model": resolve_source(model_args.model, model_args.base_model).path,
-        "model_args": dataclasses.asdict(model_args),
-        "config": config.to_dict(),
-    }
-    Path(out_dir, RUN_INFO).write_text(json.dumps(info, indent=2, default=str) + "\n", encoding="utf-8")
 
 
 def run_grpo(config: MoonGRPOConfig, model_args: ModelArgs, data: str | Path, resume: str | bool | None = None) -> dict[str, Any]:
@@ -187,7 +167,7 @@ def run_grpo(config: MoonGRPOConfig, model_args: ModelArgs, data: str | Path, re
     trainer.save_model(config.output_dir)
     if trainer.args.should_save:
         trainer.save_state()
-        save_run_info(config.output_dir, config, model_args)
+        write_run_info(config.output_dir, "grpo", config, model_args)
 
     logs = [h for h in trainer.state.log_history if "reward" in h]
     return {

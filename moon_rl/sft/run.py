@@ -15,16 +15,13 @@ the end the final adapter (or full model with --no-lora), processor files, `moon
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
 from moon_rl.errors import MoonError
-from moon_rl.modeling import ModelArgs
+from moon_rl.modeling import ModelArgs, write_run_info
 from moon_rl.sft.config import MoonSFTConfig
 
-RUN_INFO = "moon_rl.json"
 REQUIRED_COLUMNS = ("prompt", "completion")
 ID_COLUMNS = ("id", "group_id")
 
@@ -156,13 +153,10 @@ def _check_images(dataset, source: str) -> None:
 
 def build_trainer(config: MoonSFTConfig, model_args: ModelArgs, dataset, callbacks: list | None = None, eval_dataset=None):
     """Load the policy (base or moon-rl output) and wrap it in a `MoonSFTTrainer`."""
-    from peft import PeftModel
-
-    from moon_rl.modeling import lora_config, load_policy
+    from moon_rl.modeling import load_for_training
     from moon_rl.sft.trainer import MoonSFTTrainer
 
-    model, processor, extras_dir = load_policy(model_args)
-    peft_config = None if isinstance(model, PeftModel) else lora_config(model_args)
+    model, processor, peft_config, extras_dir = load_for_training(model_args)
     return MoonSFTTrainer(
         model=model,
         args=config,
@@ -171,23 +165,12 @@ def build_trainer(config: MoonSFTConfig, model_args: ModelArgs, dataset, callbac
         processing_class=processor,
         peft_config=peft_config,
         callbacks=callbacks,
-        extras_dir=str(extras_dir) if extras_dir is not None else None,
+        extras_dir=extras_dir,
     )
 
 
 # ---- train + save -----------------------------------------------------------------------------------
 
-
-def save_run_info(out_dir: str | Path, config: MoonSFTConfig, model_args: ModelArgs) -> None:
-    from moon_rl.modeling import resolve_source
-
-    info = {
-        "kind": "sft",
-        "base_model": resolve_source(model_args.model, model_args.base_model).path,
-        "model_args": dataclasses.asdict(model_args),
-        "config": config.to_dict(),
-    }
-    Path(out_dir, RUN_INFO).write_text(json.dumps(info, indent=2, default=str) + "\n", encoding="utf-8")
 
 
 def run_sft(config: MoonSFTConfig, model_args: ModelArgs, data: str | Path, resume: str | bool | None = None) -> dict[str, Any]:
@@ -209,7 +192,7 @@ def run_sft(config: MoonSFTConfig, model_args: ModelArgs, data: str | Path, resu
     trainer.save_model(config.output_dir)
     if trainer.args.should_save:
         trainer.save_state()
-        save_run_info(config.output_dir, config, model_args)
+        write_run_info(config.output_dir, "sft", config, model_args)
 
     logs = [h for h in trainer.state.log_history if "loss" in h]
     return {
