@@ -43,7 +43,8 @@ class EmbeddingArgs:
         default="mean",
         metadata={"help": "How hidden states become one vector: 'mean' over the reasoning span, 'last' token, or 'fusion' (multi-head modality fusion)."},
     )
-    temperature: float = dataclasses.field(default=0.05, metadata={"help": "InfoNCE softmax temperature."})
+    # Not `temperature`: GRPOConfig already uses that name for the sampling temperature.
+    contrastive_temperature: float = dataclasses.field(default=0.05, metadata={"help": "InfoNCE softmax temperature."})
     fusion_heads: int = dataclasses.field(default=4, metadata={"help": "Learned query heads per modality when pooling='fusion'."})
     residual_enhancement: bool = dataclasses.field(
         default=False, metadata={"help": "Feed early-layer token features into later layers through zero-initialised gates."}
@@ -58,8 +59,8 @@ class EmbeddingArgs:
             raise MoonError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.contrastive_weight < 0:
             raise MoonError(f"contrastive_weight must be >= 0, got {self.contrastive_weight}")
-        if self.temperature <= 0:
-            raise MoonError(f"temperature must be > 0, got {self.temperature}")
+        if self.contrastive_temperature <= 0:
+            raise MoonError(f"contrastive_temperature must be > 0, got {self.contrastive_temperature}")
         if self.embedding_dim <= 0 or self.fusion_heads <= 0:
             raise MoonError("embedding_dim and fusion_heads must be positive")
 

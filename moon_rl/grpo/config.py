@@ -12,9 +12,8 @@ Departures from `GRPOConfig` defaults (the rest are TRL's, including loss_type, 
 - `use_cpu` is switched on under a multi-process launch without CUDA, so accelerate sets up gloo
   data parallelism instead of N independent single-process runs.
 
-Name clash: `EmbeddingArgs.temperature` (the InfoNCE temperature in SFT) and `GRPOConfig.temperature` (the
-sampling temperature) share a name; the dataclass keeps TRL's. Here the InfoNCE temperature is
-`contrastive_temperature`.
+`temperature` is TRL's sampling temperature; the InfoNCE temperature is `contrastive_temperature`
+(from `EmbeddingArgs`, the same name as in SFT).
 """
 
 from __future__ import annotations
@@ -54,10 +53,6 @@ class MoonGRPOConfig(GRPOConfig, EmbeddingArgs):
         default="raise",
         metadata={"help": "A reward function that raises: 'raise' stops training, 'skip' scores that batch None and counts it."},
     )
-    contrastive_temperature: float = dataclasses.field(
-        default=0.05,
-        metadata={"help": "InfoNCE softmax temperature. (`temperature` is TRL's sampling temperature in GRPO.)"},
-    )
     contrastive_bank: bool = dataclasses.field(
         default=True,
         metadata={
@@ -90,8 +85,6 @@ class MoonGRPOConfig(GRPOConfig, EmbeddingArgs):
             self.rewards = [self.rewards]
         super().__post_init__()
         self.validate_embedding_args()
-        if self.contrastive_temperature <= 0:
-            raise MoonError(f"contrastive_temperature must be > 0, got {self.contrastive_temperature}")
         # DDP: its unused-parameter search walks back from the forward's outputs and never reaches the embedding
         # head, which is applied after the forward; it would mark the head ready as unused, then again when its
         # gradient arrives ("marked as ready twice"). So the search is off while the head trains (every trainable

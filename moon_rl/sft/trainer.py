@@ -132,7 +132,7 @@ class MoonSFTTrainer(MoonTrainerMixin, SFTTrainer):
         masks = modality_masks(input_ids, attention_mask, labels != -100, image_token_id_of(model))
         extras = self.moon_extras()
         c_loss, stats, info = contrastive_loss(
-            extras, hidden, masks, group_ids.to(hidden.device), row_ids.to(hidden.device), self.args.temperature
+            extras, hidden, masks, group_ids.to(hidden.device), row_ids.to(hidden.device), self.args.contrastive_temperature
         )
         # Same scaling as TRL's MoE aux loss: with `num_items_in_batch`, Trainer leaves gradient accumulation
         # to the loss, so a per-micro-batch mean must be averaged over the accumulation steps here.
