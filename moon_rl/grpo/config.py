@@ -11,6 +11,7 @@ Departures from `GRPOConfig` defaults (the rest are TRL's, including loss_type, 
   same YAML runs on a laptop CPU (`configs/grpo_tiny.yaml`) without a mixed-precision error.
 - `use_cpu` is switched on under a multi-process launch without CUDA, so accelerate sets up gloo
   data parallelism instead of N independent single-process runs.
+- `ddp_find_unused_parameters` defaults to off while the contrastive term trains (see `__post_init__`).
 
 `temperature` is TRL's sampling temperature; the InfoNCE temperature is `contrastive_temperature`
 (from `EmbeddingArgs`, the same name as in SFT).
