@@ -133,6 +133,10 @@ def _check_type(cls: type, name: str, value: Any, source: str) -> Any:
             value = float(value)
         except ValueError:
             pass
+    if isinstance(value, bool) and _conforms(value, hint) is False and _conforms("no", hint) is not False:
+        # YAML 1.1 reads `no`/`off` as False and `yes`/`on` as True; for a string or choice field such as
+        # `save_strategy: no` the word was meant.
+        value = "no" if value is False else "yes"
     if _conforms(value, hint) is False:
         what = "a boolean " if isinstance(value, bool) else ""
         raise MoonError(f"{source}: field '{name}' expects {_type_name(hint)}, got {what}{value!r}")

@@ -47,7 +47,20 @@ def setup_extras(model: nn.Module, args: EmbeddingArgs, seed: int, extras_dir: s
     if extras_dir is not None:
         from moon_rl.extras import load_extras_into
 
-        return load_extras_into(model, extras_dir)
+        extras = load_extras_into(model, extras_dir)
+        # The saved head fixes the architecture (pooling, modules); say so when the new config asks otherwise.
+        wanted, kept = args.embedding_fields(), extras.args.embedding_fields()
+        shape_keys = ("embedding_dim", "pooling", "fusion_heads", "residual_enhancement", "residual_source_layer", "residual_target_layers")
+        differ = {k: (wanted[k], kept[k]) for k in shape_keys if wanted[k] != kept[k]}
+        if differ:
+            import warnings
+
+            warnings.warn(
+                f"continuing from {extras_dir}: its embedding head keeps its saved settings "
+                + ", ".join(f"{k}={old!r} (config asked {new!r})" for k, (new, old) in differ.items()),
+                stacklevel=2,
+            )
+        return extras
     return attach_extras(model, MoonExtras.for_model(model, args, seed=seed))
 
 
