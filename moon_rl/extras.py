@@ -64,6 +64,19 @@ class EmbeddingArgs:
         if self.embedding_dim <= 0 or self.fusion_heads <= 0:
             raise MoonError("embedding_dim and fusion_heads must be positive")
 
+    def configure_ddp_for_head(self) -> None:
+        """For a TrainingArguments subclass: DDP's unused-parameter search walks back from the forward's outputs
+        and never reaches the embedding head, which runs after the forward; it would mark the head ready as
+        unused, then again when its gradient arrives ("marked as ready twice"). So the search is off while
+        the head trains (every trainable parameter gets a gradient every step) and TRL's default otherwise."""
+        if self.ddp_find_unused_parameters is None:
+            self.ddp_find_unused_parameters = self.contrastive_weight == 0
+        elif self.ddp_find_unused_parameters and self.contrastive_weight > 0 and self.world_size > 1:
+            raise MoonError(
+                "ddp_find_unused_parameters=true cannot be combined with the contrastive term under DDP (the embedding "
+                "head runs after the model's forward); leave it unset, or use a DeepSpeed config (configs/accelerate/)"
+            )
+
     def embedding_fields(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(EmbeddingArgs)}
 

@@ -86,17 +86,7 @@ class MoonGRPOConfig(GRPOConfig, EmbeddingArgs):
             self.rewards = [self.rewards]
         super().__post_init__()
         self.validate_embedding_args()
-        # DDP: its unused-parameter search walks back from the forward's outputs and never reaches the embedding
-        # head, which is applied after the forward; it would mark the head ready as unused, then again when its
-        # gradient arrives ("marked as ready twice"). So the search is off while the head trains (every trainable
-        # parameter gets a gradient every step: LoRA leaves the vision tower frozen) and on when it does not.
-        if self.ddp_find_unused_parameters is None:
-            self.ddp_find_unused_parameters = self.contrastive_weight == 0
-        elif self.ddp_find_unused_parameters and self.contrastive_weight > 0 and self.world_size > 1:
-            raise MoonError(
-                "ddp_find_unused_parameters=true cannot be combined with the contrastive term under DDP (the embedding "
-                "head runs after the model's forward); leave it unset, or use a DeepSpeed config (configs/accelerate/)"
-            )
+        self.configure_ddp_for_head()
 
     @property
     def reward_specs(self) -> list[str]:

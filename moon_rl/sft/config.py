@@ -49,6 +49,7 @@ class MoonSFTConfig(SFTConfig, EmbeddingArgs):
             self.bf16 = torch.cuda.is_available()
         super().__post_init__()
         self.validate_embedding_args()
+        self.configure_ddp_for_head()
         if self.contrastive_weight > 0 and (self.packing or self.padding_free):
             raise MoonError(
                 "packing / padding_free put several records in one sequence, so there is no per-record embedding for "
