@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from moon_rl.errors import MoonError
+from moon_rl.prepared_data import check_rows, load_prepared
 from moon_rl.grpo.config import MoonGRPOConfig
 from moon_rl.modeling import ModelArgs, write_run_info
 
-ID_COLUMNS = ("id", "group_id")
 
 
 # ---- data -------------------------------------------------------------------------------------------
@@ -35,67 +35,14 @@ ID_COLUMNS = ("id", "group_id")
 
 def load_grpo_data(path: str | Path, with_images: bool = True):
     """A prepared GRPO dataset folder, or a catalog folder prepared on the fly (train split)."""
-    from datasets import Dataset, DatasetDict, load_from_disk
-
-    from data_prep.schema import PRODUCTS_FILE
-
-    path = Path(path)
-    if not path.is_dir():
-        raise MoonError(f"--data {path}: no such folder (expected `moon-rl data prepare --task grpo` output or a catalog)")
-    if (path / PRODUCTS_FILE).is_file():
-        from data_prep.tasks import prepare_task
-
-        return prepare_task("grpo", path, None, split="train", with_images=with_images)
-    try:
-        dataset = load_from_disk(str(path))
-    except FileNotFoundError:
-        raise MoonError(
-            f"--data {path}: neither a prepared dataset nor a catalog (no {PRODUCTS_FILE}); "
-            "build one with `moon-rl data prepare --task grpo --catalog CATALOG --out DIR`"
-        ) from None
-    if isinstance(dataset, DatasetDict):
-        if "train" not in dataset:
-            raise MoonError(f"--data {path}: a DatasetDict without a 'train' split (has {list(dataset)})")
-        dataset = dataset["train"]
-    if not isinstance(dataset, Dataset):
-        raise MoonError(f"--data {path}: expected a datasets.Dataset, got {type(dataset).__name__}")
-    return dataset
+    return load_prepared(path, "grpo", with_images)
 
 
 def validate_grpo_dataset(dataset, source: str, needs_groups: bool, model_takes_images: bool) -> None:
     """Fail on the first unusable row, naming it. Reads only the light columns, never decodes images."""
-    columns = set(dataset.column_names)
-    required = ("prompt",) + (ID_COLUMNS if needs_groups else ())
-    missing = [c for c in required if c not in columns]
-    if missing:
-        why = " ('id'/'group_id' define the contrastive positives; or set contrastive_weight=0)" if set(missing) & set(ID_COLUMNS) else ""
-        raise MoonError(
-            f"{source}: dataset is missing column(s) {missing}{why}; it has {sorted(columns)}. "
-            "Build GRPO data with `moon-rl data prepare --task grpo`."
-        )
-    if "completion" in columns:
+    if "completion" in dataset.column_names:
         raise MoonError(f"{source}: dataset has a 'completion' column (SFT data?); GRPO generates completions, use --task grpo data")
-    if len(dataset) == 0:
-        raise MoonError(f"{source}: dataset has no rows")
-    if "images" in columns and not model_takes_images:
-        raise MoonError(f"{source}: dataset has an 'images' column but the model is text-only; prepare the data with --no-images")
-    seen: dict[str, int] = {}
-    sizes: dict[str, int] = {}
-    for index, row in enumerate(dataset.select_columns([c for c in ("prompt", *ID_COLUMNS) if c in columns])):
-        where = f"{source}: row {index}" + (f" (id={row['id']!r})" if row.get("id") else "")
-        for key in ID_COLUMNS:
-            if key in row and (not isinstance(row[key], str) or not row[key].strip()):
-                raise MoonError(f"{where}: column '{key}' must be a non-empty string, got {row[key]!r}")
-        if not row["prompt"]:
-            raise MoonError(f"{where}: 'prompt' is empty")
-        if "id" in row:
-            if row["id"] in seen:
-                raise MoonError(f"{where}: duplicate id (also row {seen[row['id']]}); ids must be unique")
-            seen[row["id"]] = index
-        if "group_id" in row:
-            sizes[row["group_id"]] = sizes.get(row["group_id"], 0) + 1
-    if needs_groups and max(sizes.values(), default=0) < 2:
-        raise MoonError(f"{source}: no two rows share a group_id, so the contrastive loss has no positives; set contrastive_weight=0")
+    check_rows(dataset, source, "grpo", ("prompt",), needs_groups, model_takes_images)
 
 
 # ---- rewards ----------------------------------------------------------------------------------------

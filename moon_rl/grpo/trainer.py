@@ -61,10 +61,10 @@ from moon_rl.grpo.rollout_embeddings import (
     with_embeddings,
 )
 from moon_rl.ids import hash_labels
+from moon_rl.prepared_data import ID_COLUMNS
 from moon_rl.sampling import group_batches
 from moon_rl.trainer_common import MoonTrainerMixin, setup_extras
 
-ID_COLUMNS = ("id", "group_id")
 GROUP_KEY, ROW_KEY, UID_KEY = "moon_group_ids", "moon_row_ids", "moon_rollout_uids"
 
 

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from moon_rl.errors import MoonError
+from moon_rl.prepared_data import check_rows, load_prepared, where as _where
 from moon_rl.modeling import ModelArgs, write_run_info
 from moon_rl.sft.config import MoonSFTConfig
 
 REQUIRED_COLUMNS = ("prompt", "completion")
-ID_COLUMNS = ("id", "group_id")
 
 
 # ---- data -------------------------------------------------------------------------------------------
@@ -45,88 +45,25 @@ def model_is_vision_language(model_args: ModelArgs) -> bool:
 
 def load_sft_data(path: str | Path, with_images: bool = True):
     """A prepared SFT dataset folder, or a catalog folder prepared on the fly (train split)."""
-    from datasets import Dataset, DatasetDict, load_from_disk
-
-    from data_prep.schema import PRODUCTS_FILE
-
-    path = Path(path)
-    if not path.is_dir():
-        raise MoonError(f"--data {path}: no such folder (expected `moon-rl data prepare --task sft` output or a catalog)")
-    if (path / PRODUCTS_FILE).is_file():
-        from data_prep.tasks import prepare_task
-
-        return prepare_task("sft", path, None, split="train", with_images=with_images)
-    try:
-        dataset = load_from_disk(str(path))
-    except FileNotFoundError:
-        raise MoonError(
-            f"--data {path}: neither a prepared dataset (no dataset_info.json / state.json) nor a catalog (no {PRODUCTS_FILE}); "
-            "build one with `moon-rl data prepare --task sft --catalog CATALOG --out DIR`"
-        ) from None
-    if isinstance(dataset, DatasetDict):
-        if "train" not in dataset:
-            raise MoonError(f"--data {path}: a DatasetDict without a 'train' split (has {list(dataset)})")
-        dataset = dataset["train"]
-    if not isinstance(dataset, Dataset):
-        raise MoonError(f"--data {path}: expected a datasets.Dataset, got {type(dataset).__name__}")
-    return dataset
+    return load_prepared(path, "sft", with_images)
 
 
-def _where(path: str, index: int, row_id: Any) -> str:
-    return f"{path}: row {index} (id={row_id!r})" if row_id not in (None, "") else f"{path}: row {index}"
+def _check_sft_row(row: dict[str, Any], at: str) -> None:
+    if "title" in row and (not isinstance(row["title"], str) or not row["title"].strip()):
+        raise MoonError(f"{at}: column 'title' is empty")
+    completion = row["completion"]
+    text = completion if isinstance(completion, str) else " ".join(str(m.get("content") or "") for m in completion or [])
+    if not text.strip():
+        raise MoonError(f"{at}: 'completion' is empty; SFT needs a target reasoning trace")
 
 
 def validate_sft_dataset(dataset, source: str, needs_groups: bool, model_takes_images: bool) -> None:
     """Fail on the first unusable row, naming it. Reads only the light columns, never decodes images."""
-    columns = set(dataset.column_names)
-    required = REQUIRED_COLUMNS + (ID_COLUMNS if needs_groups else ())
-    missing = [c for c in required if c not in columns]
-    if missing:
-        why = " ('id'/'group_id' define the contrastive positives; or set contrastive_weight=0)" if set(missing) & set(ID_COLUMNS) else ""
-        raise MoonError(
-            f"{source}: dataset is missing column(s) {missing}{why}; it has {sorted(columns)}. "
-            "Build SFT data with `moon-rl data prepare --task sft`."
-        )
-    if len(dataset) == 0:
-        raise MoonError(f"{source}: dataset has no rows")
-    if "images" in columns and not model_takes_images:
-        raise MoonError(
-            f"{source}: dataset has an 'images' column but the model is text-only; prepare the data with --no-images "
-            "or use a vision-language model"
-        )
-
-    light = [c for c in ("prompt", "completion", "id", "group_id", "title") if c in columns]
-    seen_ids: dict[str, int] = {}
-    group_sizes: dict[str, int] = {}
-    from tqdm.auto import tqdm
-
-    rows = dataset.select_columns(light)
-    for index, row in enumerate(tqdm(rows, desc="check SFT data", unit="row", disable=len(rows) < 20_000)):
-        row_id = row.get("id")
-        where = _where(source, index, row_id)
-        for key in ("id", "group_id"):
-            if key in row and (not isinstance(row[key], str) or not row[key].strip()):
-                raise MoonError(f"{where}: column '{key}' must be a non-empty string, got {row[key]!r}")
-        if row_id is not None:
-            if row_id in seen_ids:
-                raise MoonError(f"{where}: duplicate id (also row {seen_ids[row_id]}); ids must be unique")
-            seen_ids[row_id] = index
-        if "group_id" in row:
-            group_sizes[row["group_id"]] = group_sizes.get(row["group_id"], 0) + 1
-        if "title" in row and (not isinstance(row["title"], str) or not row["title"].strip()):
-            raise MoonError(f"{where}: column 'title' is empty")
-        if not row["prompt"]:
-            raise MoonError(f"{where}: 'prompt' is empty")
-        completion = row["completion"]
-        text = completion if isinstance(completion, str) else " ".join(str(m.get("content") or "") for m in completion or [])
-        if not text.strip():
-            raise MoonError(f"{where}: 'completion' is empty; SFT needs a target reasoning trace")
-    if needs_groups and max(group_sizes.values(), default=0) < 2:
-        raise MoonError(
-            f"{source}: no two rows share a group_id, so the contrastive loss has no positives; add views or query rows "
-            "(`moon-rl data prepare` adds query rows by default) or set contrastive_weight=0"
-        )
-    if "images" in columns:
+    check_rows(
+        dataset, source, "sft", REQUIRED_COLUMNS, needs_groups, model_takes_images,
+        row_check=_check_sft_row, light_columns=("completion", "title"),
+    )
+    if "images" in dataset.column_names:
         _check_images(dataset, source)
 
 
