@@ -18,8 +18,10 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# One torch thread unless you say otherwise: the demo's models are a few million parameters at most, and
+# the demo's timings (README, moon_rl/demo.py) were measured that way on 2 cores.
 demo: $(VENV)/.installed
-	$(VENV)/bin/moon-rl demo $(ARGS)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VENV)/bin/moon-rl demo $(ARGS)
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q $(ARGS)
