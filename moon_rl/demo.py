@@ -104,12 +104,17 @@ class Stages:
         return result
 
 
+DEMO_MARKER = ".moon-rl-demo"
+
+
 def _prepare_out(out: Path, force: bool) -> None:
+    """An earlier demo's folder (it carries DEMO_MARKER) is replaced; any other non-empty folder needs --force."""
     if out.exists() and any(out.iterdir()):
-        if not force:
-            raise MoonError(f"{out} is not empty; pass --force to replace it or --out to choose another folder")
+        if not (force or (out / DEMO_MARKER).is_file()):
+            raise MoonError(f"{out} is not empty and not a previous demo's folder; pass --force to replace it or --out to choose another")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
+    (out / DEMO_MARKER).write_text("written by `moon-rl demo`; the next demo run replaces this folder\n", encoding="utf-8")
 
 
 def build_inputs(out: Path, plan: DemoPlan, seed: int, stages: Stages) -> dict[str, Path]:
