@@ -64,6 +64,21 @@ class EmbeddingArgs:
         if self.embedding_dim <= 0 or self.fusion_heads <= 0:
             raise MoonError("embedding_dim and fusion_heads must be positive")
 
+    def apply_runtime_defaults(self) -> None:
+        """For a TrainingArguments subclass, before its own __post_init__: `report_to="auto"` means tensorboard
+        when installed, else none; without CUDA, unset `bf16` means fp32 (TRL would pick bf16 and fail
+        validation on a CPU); a multi-process launch without CUDA runs gloo data parallelism on the CPU."""
+        import importlib.util
+        import os
+
+        if self.report_to == "auto":
+            self.report_to = "tensorboard" if importlib.util.find_spec("tensorboard") is not None else "none"
+        if not torch.cuda.is_available():
+            if self.bf16 is None and not self.fp16:
+                self.bf16 = False
+            if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+                self.use_cpu = True
+
     def configure_ddp_for_head(self) -> None:
         """For a TrainingArguments subclass: DDP's unused-parameter search walks back from the forward's outputs
         and never reaches the embedding head, which runs after the forward; it would mark the head ready as

@@ -168,3 +168,24 @@ class MoonTrainerMixin:
                     if bar is not None:
                         bar.close()
                         setattr(callback, name, None)
+
+
+def train_and_save(trainer, interrupt, kind: str, model_args, resume_from: str | None, log_key: str) -> dict:
+    """Train (or resume), save the final artifacts + trainer state + moon_rl.json into `output_dir`, and
+    return a summary: output folder, steps, whether a signal stopped it, first/last logs that carry `log_key`."""
+    from moon_rl.modeling import write_run_info
+
+    config = trainer.args
+    trainer.train(resume_from_checkpoint=resume_from)
+    trainer.save_model(config.output_dir)
+    if config.should_save:
+        trainer.save_state()
+        write_run_info(config.output_dir, kind, config, model_args)
+    logs = [h for h in trainer.state.log_history if log_key in h]
+    return {
+        "out": config.output_dir,
+        "global_step": trainer.state.global_step,
+        "interrupted": interrupt.interrupted,
+        "first": logs[0] if logs else {},
+        "last": logs[-1] if logs else {},
+    }

@@ -20,7 +20,6 @@ Departures from `GRPOConfig` defaults (the rest are TRL's, including loss_type, 
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 from typing import Any
 
@@ -68,16 +67,7 @@ class MoonGRPOConfig(GRPOConfig, EmbeddingArgs):
     )
 
     def __post_init__(self) -> None:
-        import importlib.util
-
-        import torch
-
-        if self.report_to == "auto":
-            self.report_to = "tensorboard" if importlib.util.find_spec("tensorboard") is not None else "none"
-        if self.bf16 is None and not self.fp16 and not torch.cuda.is_available():
-            self.bf16 = False
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
-            self.use_cpu = True
+        self.apply_runtime_defaults()
         if self.reward_errors not in REWARD_ERROR_MODES:
             raise MoonError(f"reward_errors must be one of {list(REWARD_ERROR_MODES)}, got {self.reward_errors!r}")
         if self.vllm_mode not in VLLM_MODES:

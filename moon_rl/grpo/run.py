@@ -26,7 +26,7 @@ from typing import Any
 from moon_rl.errors import MoonError
 from moon_rl.prepared_data import check_rows, load_prepared
 from moon_rl.grpo.config import MoonGRPOConfig
-from moon_rl.modeling import ModelArgs, write_run_info
+from moon_rl.modeling import ModelArgs
 
 
 
@@ -93,6 +93,7 @@ def run_grpo(config: MoonGRPOConfig, model_args: ModelArgs, data: str | Path, re
     """Validate, train, save. Returns a summary (output folder, steps, first/last logged metrics)."""
     from moon_rl.checkpoints import resolve_resume
     from moon_rl.interrupt import GracefulInterrupt
+    from moon_rl.trainer_common import train_and_save
     from moon_rl.modeling import check_4bit_available
     from moon_rl.sft.run import model_is_vision_language
 
@@ -110,20 +111,7 @@ def run_grpo(config: MoonGRPOConfig, model_args: ModelArgs, data: str | Path, re
 
     interrupt = GracefulInterrupt()
     trainer = build_trainer(config, model_args, dataset, reward_funcs, callbacks=[interrupt])
-    trainer.train(resume_from_checkpoint=resume_from)
-    trainer.save_model(config.output_dir)
-    if trainer.args.should_save:
-        trainer.save_state()
-        write_run_info(config.output_dir, "grpo", config, model_args)
-
-    logs = [h for h in trainer.state.log_history if "reward" in h]
-    return {
-        "out": config.output_dir,
-        "global_step": trainer.state.global_step,
-        "interrupted": interrupt.interrupted,
-        "first": logs[0] if logs else {},
-        "last": logs[-1] if logs else {},
-    }
+    return train_and_save(trainer, interrupt, "grpo", model_args, resume_from, log_key="reward")
 
 
 # ---- multi-process ----------------------------------------------------------------------------------

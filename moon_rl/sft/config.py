@@ -14,7 +14,6 @@ CPU-friendly values (fp32, no gradient checkpointing) live in `configs/sft_tiny.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +40,7 @@ class MoonSFTConfig(SFTConfig, EmbeddingArgs):
     )
 
     def __post_init__(self) -> None:
-        if self.report_to == "auto":
-            self.report_to = "tensorboard" if importlib.util.find_spec("tensorboard") is not None else "none"
-        if self.bf16 is None and not self.fp16:
-            import torch
-
-            self.bf16 = torch.cuda.is_available()
+        self.apply_runtime_defaults()
         super().__post_init__()
         self.validate_embedding_args()
         self.configure_ddp_for_head()
