@@ -61,6 +61,7 @@ _GRPO_COMMON = {
     "beta": 0.0,
     "rewards": ["format=0.5", "attribute_f1=1.0"],
     "contrastive_weight": 0.5,
+    "hard_negatives_by": "category",  # in-batch negatives of the same kind (benchmarks/grpo_tiny.py)
     "bf16": False,
     "activation_checkpointing": False,
     "save_total_limit": 1,

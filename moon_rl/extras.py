@@ -45,6 +45,13 @@ class EmbeddingArgs:
     )
     # Not `temperature`: GRPOConfig already uses that name for the sampling temperature.
     contrastive_temperature: float = dataclasses.field(default=0.05, metadata={"help": "InfoNCE softmax temperature."})
+    hard_negatives_by: str | None = dataclasses.field(
+        default=None,
+        metadata={
+            "help": "Dataset column (e.g. 'category') whose equal values are batched together, so in-batch negatives "
+            "are products of the same kind that differ in fine-grained attributes; default: batches mix everything."
+        },
+    )
     fusion_heads: int = dataclasses.field(default=4, metadata={"help": "Learned query heads per modality when pooling='fusion'."})
     residual_enhancement: bool = dataclasses.field(
         default=False, metadata={"help": "Feed early-layer token features into later layers through zero-initialised gates."}

@@ -23,8 +23,11 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from torch.utils.data import Sampler
+
+from moon_rl.errors import MoonError
 
 
 def _split_sizes(n: int, batch_size: int) -> list[int]:
@@ -43,6 +46,7 @@ def group_batches(
     seed: int,
     epoch: int = 0,
     drop_last: bool = False,
+    clusters: Sequence[str] | None = None,
 ) -> list[list[int]]:
     """Plan the batches of one epoch so that rows sharing a group id share a batch.
 
@@ -52,6 +56,12 @@ def group_batches(
         seed, epoch: the shuffle is a function of both, so every process and every resumed run plans
             the same batches, and each epoch plans different ones.
         drop_last: drop the final batch when it is shorter than `batch_size`.
+        clusters: optional label per row (e.g. the leaf category) for hard negatives: batches are packed
+            from one cluster's groups where possible, so the negatives an anchor sees differ from it in
+            fine-grained detail rather than in kind. A group takes its first row's label. Each cluster's
+            remainder (less than one batch) is packed with the other remainders; the full batches of all
+            clusters are then shuffled together, so training does not walk through the catalog a
+            category at a time.
 
     Returns:
         A list of batches (lists of row indices). Every row appears exactly once (unless dropped with
@@ -78,8 +88,35 @@ def group_batches(
     for rows in groups:
         rng.shuffle(rows)
     rng.shuffle(groups)
+    if clusters is not None:
+        if len(clusters) != len(group_ids):
+            raise ValueError(f"clusters has {len(clusters)} labels for {len(group_ids)} rows")
+        return _pack_by_cluster(groups, [str(c) for c in clusters], batch_size, drop_last, rng)
     units = [chunk for rows in groups for chunk in _chunks(rows, batch_size)]
     return _pack(units, batch_size, drop_last)
+
+
+def _pack_by_cluster(groups: list[list[int]], clusters: list[str], batch_size: int, drop_last: bool, rng: random.Random) -> list[list[int]]:
+    """Full batches from within each cluster, remainders packed together, then all full batches shuffled."""
+    by_cluster: dict[str, list[list[int]]] = {}
+    for rows in groups:
+        by_cluster.setdefault(clusters[rows[0]], []).append(rows)
+    full: list[list[int]] = []
+    rest: list[list[int]] = []  # groups (or parts of groups) left over from each cluster
+    for cluster_groups in by_cluster.values():
+        batches = _pack([c for rows in cluster_groups for c in _chunks(rows, batch_size)], batch_size, drop_last=False)
+        if batches and len(batches[-1]) < batch_size:
+            tail = set(batches.pop())
+            rest.extend(kept for rows in cluster_groups if (kept := [i for i in rows if i in tail]))
+        full.extend(batches)
+    mixed = _pack([c for rows in rest for c in _chunks(rows, batch_size)], batch_size, drop_last)
+    if mixed and len(mixed[-1]) < batch_size:
+        last = [mixed.pop()]
+    else:
+        last = []
+    full.extend(mixed)
+    rng.shuffle(full)
+    return full + last
 
 
 def _chunks(rows: list[int], batch_size: int) -> list[list[int]]:
@@ -148,18 +185,19 @@ def _pack(units: list[list[int]], batch_size: int, drop_last: bool) -> list[list
 class GroupBatchSampler(Sampler[list[int]]):
     """Yields the batches planned by `group_batches`; call `set_epoch` (Trainer does) to reshuffle."""
 
-    def __init__(self, group_ids: Sequence[str], batch_size: int, seed: int = 0, drop_last: bool = False):
+    def __init__(self, group_ids: Sequence[str], batch_size: int, seed: int = 0, drop_last: bool = False, clusters: Sequence[str] | None = None):
         self.group_ids = [str(g) for g in group_ids]
         self.batch_size = batch_size
         self.seed = seed
         self.drop_last = drop_last
+        self.clusters = None if clusters is None else [str(c) for c in clusters]
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def batches(self) -> list[list[int]]:
-        return group_batches(self.group_ids, self.batch_size, self.seed, self.epoch, self.drop_last)
+        return group_batches(self.group_ids, self.batch_size, self.seed, self.epoch, self.drop_last, self.clusters)
 
     def __iter__(self) -> Iterator[list[int]]:
         return iter(self.batches())
@@ -172,9 +210,9 @@ class GroupBatchSampler(Sampler[list[int]]):
 class GroupedSampler(Sampler[int]):
     """The planned batches flattened into one index order (see module docstring for why this suffices)."""
 
-    def __init__(self, group_ids: Sequence[str], batch_size: int, seed: int = 0):
+    def __init__(self, group_ids: Sequence[str], batch_size: int, seed: int = 0, clusters: Sequence[str] | None = None):
         # drop_last is the DataLoader's business here: it sees the flat order and cuts it itself.
-        self.batch_sampler = GroupBatchSampler(group_ids, batch_size, seed, drop_last=False)
+        self.batch_sampler = GroupBatchSampler(group_ids, batch_size, seed, drop_last=False, clusters=clusters)
 
     def set_epoch(self, epoch: int) -> None:
         self.batch_sampler.set_epoch(epoch)
@@ -185,3 +223,16 @@ class GroupedSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return len(self.batch_sampler.group_ids)
+
+
+def batch_clusters(dataset: Any, column: str | None) -> list[str] | None:
+    """The per-row cluster labels of `hard_negatives_by`, read from the training dataset (None when unset)."""
+    if column is None:
+        return None
+    columns = list(getattr(dataset, "column_names", None) or [])
+    if column not in columns:
+        raise MoonError(
+            f"hard_negatives_by={column!r}: the training dataset has no such column (it has {', '.join(columns)}); "
+            "name one of those (`moon-rl data prepare` writes 'category') or unset hard_negatives_by"
+        )
+    return [str(v) for v in dataset[column]]

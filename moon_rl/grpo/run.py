@@ -108,6 +108,10 @@ def run_grpo(config: MoonGRPOConfig, model_args: ModelArgs, data: str | Path, re
     takes_images = model_is_vision_language(model_args)
     dataset = load_grpo_data(data, with_images=takes_images)
     validate_grpo_dataset(dataset, str(data), needs_groups=config.contrastive_weight > 0, model_takes_images=takes_images)
+    if config.contrastive_weight > 0:
+        from moon_rl.sampling import batch_clusters
+
+        batch_clusters(dataset, config.hard_negatives_by)  # a wrong column fails before the model loads
 
     interrupt = GracefulInterrupt()
     trainer = build_trainer(config, model_args, dataset, reward_funcs, callbacks=[interrupt])

@@ -15,7 +15,8 @@ Overridden methods (everything else is TRL's), and why:
 - `__init__`: checks the vLLM extra up front, hands `embeddings` to rewards that need them, attaches the
   embedding head (+ modules) after TRL has wrapped the model with PEFT, and checks the id columns.
 - `_get_train_sampler`: TRL's `RepeatSampler` with a group-aware order (`moon_rl.sampling.group_batches`),
-  so the members of a group land in the same generation batch.
+  so the members of a group land in the same generation batch (and, with `hard_negatives_by`, groups of
+  one category share it).
 - `_generate`: works around TRL building `images=[..., None, ...]` for a batch that mixes rows with and
   without images (query rows), which the processor rejects; records what was generated for
   `rollout_embeddings`.
@@ -62,7 +63,7 @@ from moon_rl.grpo.rollout_embeddings import (
 )
 from moon_rl.ids import hash_labels
 from moon_rl.prepared_data import ID_COLUMNS
-from moon_rl.sampling import group_batches
+from moon_rl.sampling import batch_clusters, group_batches
 from moon_rl.trainer_common import MoonTrainerMixin, setup_extras
 
 GROUP_KEY, ROW_KEY, UID_KEY = "moon_group_ids", "moon_row_ids", "moon_rollout_uids"
@@ -74,16 +75,17 @@ class GroupRepeatSampler(RepeatSampler):
     rollout and per iteration) are the parent's. `set_epoch` reshuffles; with `shuffle_dataset=False` the
     packing is still shuffled, deterministically per seed (packing needs a shuffle of the groups)."""
 
-    def __init__(self, group_ids: list[str], **kwargs: Any):
+    def __init__(self, group_ids: list[str], clusters: list[str] | None = None, **kwargs: Any):
         super().__init__(data_source=group_ids, **kwargs)
         self.group_ids = [str(g) for g in group_ids]
+        self.clusters = clusters  # hard negatives: see `group_batches`
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __iter__(self):
-        chunks = group_batches(self.group_ids, self.batch_size, seed=self.seed or 0, epoch=self.epoch, drop_last=True)
+        chunks = group_batches(self.group_ids, self.batch_size, seed=self.seed or 0, epoch=self.epoch, drop_last=True, clusters=self.clusters)
         for chunk in chunks:
             for _ in range(self.repeat_count):
                 for index in chunk:
@@ -123,6 +125,7 @@ class MoonGRPOTrainer(MoonTrainerMixin, GRPOTrainer):
         self._policy_adapter = base.active_adapter if is_peft_model(base) else None
         if self.contrastive_on:
             self._check_id_columns()
+            batch_clusters(self.train_dataset, self.args.hard_negatives_by)  # fail now, not at the first batch
         if (self._reward_wants_embeddings or self._bank_needed()) and (self.tools or self.rollout_func is not None):
             raise MoonError("rollout embeddings (retrieval reward, contrastive bank) do not support tools or rollout_func")
 
@@ -152,6 +155,7 @@ class MoonGRPOTrainer(MoonTrainerMixin, GRPOTrainer):
             return super()._get_train_sampler(dataset)
         return GroupRepeatSampler(
             dataset["group_id"],
+            clusters=batch_clusters(dataset, self.args.hard_negatives_by),
             mini_repeat_count=self.num_generations,
             batch_size=self.args.generation_batch_size // self.num_generations,
             repeat_count=self.num_iterations * self.args.steps_per_generation,

@@ -109,7 +109,6 @@ def build_trainer(config: MoonSFTConfig, model_args: ModelArgs, dataset, callbac
 # ---- train + save -----------------------------------------------------------------------------------
 
 
-
 def run_sft(config: MoonSFTConfig, model_args: ModelArgs, data: str | Path, resume: str | bool | None = None) -> dict[str, Any]:
     """Validate, train, save. Returns a summary (output folder, steps, first/last logged metrics)."""
     from moon_rl.checkpoints import resolve_resume
@@ -123,6 +122,10 @@ def run_sft(config: MoonSFTConfig, model_args: ModelArgs, data: str | Path, resu
     takes_images = model_is_vision_language(model_args)
     dataset = load_sft_data(data, with_images=takes_images)
     validate_sft_dataset(dataset, str(data), needs_groups=config.contrastive_weight > 0, model_takes_images=takes_images)
+    if config.contrastive_weight > 0:
+        from moon_rl.sampling import batch_clusters
+
+        batch_clusters(dataset, config.hard_negatives_by)  # a wrong column fails before the model loads
 
     interrupt = GracefulInterrupt()
     trainer = build_trainer(config, model_args, dataset, callbacks=[interrupt])

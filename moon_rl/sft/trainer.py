@@ -14,8 +14,8 @@ Overridden methods (everything else is TRL's):
 - `__init__`: wraps TRL's data collator so `id`/`group_id` travel as hashed tensors, and attaches the
   embedding head after TRL has wrapped the model with PEFT (PEFT would otherwise freeze it); with
   `contrastive_weight=0` the head is frozen (saved, but untouched).
-- `_set_signature_columns_if_needed`: keeps the `id` and `group_id` columns, which HF `Trainer` would drop
-  with `remove_unused_columns=True` (they are not arguments of `model.forward`).
+- `_set_signature_columns_if_needed`: keeps the `id` and `group_id` columns (and the `hard_negatives_by`
+  column), which HF `Trainer` would drop with `remove_unused_columns=True` (not arguments of `model.forward`).
 - `_get_train_sampler`: group-aware order (`moon_rl.sampling`) so that positives share a batch.
 - `compute_loss`: pops the id tensors, runs the parent inside the hidden-state capture, then adds the
   weighted contrastive term *after* the parent has returned (it has one exit; nothing can skip the term),
@@ -35,7 +35,7 @@ from moon_rl.capture import HiddenStateCapture
 from moon_rl.errors import MoonError
 from moon_rl.extras import image_token_id_of, modality_masks
 from moon_rl.ids import hash_labels
-from moon_rl.sampling import GroupedSampler
+from moon_rl.sampling import GroupedSampler, batch_clusters
 from moon_rl.trainer_common import MoonTrainerMixin, contrastive_loss, setup_extras
 
 ID_COLUMNS = ("id", "group_id")
@@ -46,11 +46,12 @@ class MoonCollator:
     """Wraps a TRL collator: takes `id`/`group_id` out of each example, collates the rest as TRL would, and
     adds them back as (B,) int64 hashes, the form that can be gathered across processes."""
 
-    def __init__(self, inner: Callable[[list[dict[str, Any]]], dict[str, Any]]):
+    def __init__(self, inner: Callable[[list[dict[str, Any]]], dict[str, Any]], drop: tuple[str, ...] = ()):
         self.inner = inner
+        self.drop = drop  # columns kept only for the sampler (hard_negatives_by), not for the model
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
-        examples = [dict(ex) for ex in examples]  # the VL collator edits examples in place
+        examples = [{k: v for k, v in ex.items() if k not in self.drop} for ex in examples]  # copies: the VL collator edits examples in place
         ids = [ex.pop("id", None) for ex in examples]
         groups = [ex.pop("group_id", None) for ex in examples]
         batch = self.inner(examples)
@@ -73,7 +74,9 @@ class MoonSFTTrainer(MoonTrainerMixin, SFTTrainer):
 
     def __init__(self, *args: Any, extras_dir: str | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.data_collator = MoonCollator(self.data_collator)
+        if self.contrastive_on:
+            batch_clusters(self.train_dataset, self.args.hard_negatives_by)  # fail now, naming the dataset's own columns
+        self.data_collator = MoonCollator(self.data_collator, drop=self._sampler_columns())
         # Attach after PEFT wrapping (inside super) so the head stays trainable. fork_rng: building the head
         # must not move the global RNG, which drives LoRA dropout and would break the equivalence with TRL.
         with torch.random.fork_rng(devices=[]):
@@ -92,9 +95,13 @@ class MoonSFTTrainer(MoonTrainerMixin, SFTTrainer):
 
     # ---- data -------------------------------------------------------------------------------------
 
+    def _sampler_columns(self) -> tuple[str, ...]:
+        column = self.args.hard_negatives_by
+        return (column,) if column and column not in ID_COLUMNS else ()
+
     def _set_signature_columns_if_needed(self) -> None:
         super()._set_signature_columns_if_needed()
-        self._signature_columns = list(dict.fromkeys([*self._signature_columns, *ID_COLUMNS]))
+        self._signature_columns = list(dict.fromkeys([*self._signature_columns, *ID_COLUMNS, *self._sampler_columns()]))
 
     def _get_train_sampler(self, train_dataset=None):
         if not self.contrastive_on:
@@ -103,7 +110,8 @@ class MoonSFTTrainer(MoonTrainerMixin, SFTTrainer):
         if "group_id" not in getattr(dataset, "column_names", []):
             raise MoonError("the training dataset has no 'group_id' column; the contrastive loss needs it (or set contrastive_weight=0)")
         seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
-        return GroupedSampler(dataset["group_id"], self._train_batch_size, seed=seed)
+        clusters = batch_clusters(dataset, self.args.hard_negatives_by)
+        return GroupedSampler(dataset["group_id"], self._train_batch_size, seed=seed, clusters=clusters)
 
     # ---- loss -------------------------------------------------------------------------------------
 

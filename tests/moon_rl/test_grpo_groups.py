@@ -146,3 +146,24 @@ def test_rewards_receive_the_rollout_embeddings(tiny_model_dir, tmp_path):
     torch.testing.assert_close(norms, torch.ones(n))  # L2-normalised rows, one per completion
     logged = [h for h in trainer.state.log_history if "rewards/retrieval/mean" in h]
     assert logged and logged[0]["rewards/retrieval/mean"] is not None and 0.0 < logged[0]["rewards/retrieval/mean"] <= 1.0
+
+
+def test_hard_negatives_fill_generation_batches_from_one_category(tiny_model_dir, tmp_path):
+    from moon_rl.sampling import group_batches
+
+    dataset = grpo_dataset("text")
+    config = fast_config(tmp_path, per_device_train_batch_size=8, num_generations=2, hard_negatives_by="category")
+    trainer = moon_trainer(tiny_model_dir("qwen2"), config, dataset=dataset)
+    order = list(trainer._get_train_sampler())
+    # 4 prompts x 2 rollouts per generation batch: each prompt repeated num_generations times, chunks planned
+    # from one category where the catalog allows.
+    prompts = order[:: config.num_generations]
+    chunks = [prompts[i : i + 4] for i in range(0, len(prompts), 4)]
+    categories, groups = list(dataset["category"]), list(dataset["group_id"])
+    assert chunks == group_batches(groups, 4, seed=0, drop_last=True, clusters=categories)
+    pure = sum(len({categories[i] for i in c}) == 1 for c in chunks) / len(chunks)
+    assert pure >= 0.7, pure
+
+    bad = fast_config(tmp_path / "bad", hard_negatives_by="colour")
+    with pytest.raises(Exception, match="hard_negatives_by='colour'.*category"):
+        moon_trainer(tiny_model_dir("qwen2"), bad, dataset=dataset)

@@ -93,3 +93,74 @@ def test_batch_sampler_and_flat_sampler_give_the_planned_batches():
     assert list(loader) == planned  # cutting the flat order every 4 indices reproduces the plan
     flat.set_epoch(2)
     assert list(loader) == group_batches(ids, 4, seed=2, epoch=2)
+
+
+# ---- hard negatives: batches packed within a cluster (hard_negatives_by) -------------------------------
+
+
+def clustered_groups(n_groups=48, n_clusters=4, seed=2):
+    """Groups of 2-3 rows; every row of a group carries its group's cluster (like a product's category)."""
+    rng = random.Random(seed)
+    ids, clusters = [], []
+    for g in range(n_groups):
+        for _ in range(rng.randint(2, 3)):
+            ids.append(f"g{g}")
+            clusters.append(f"c{g % n_clusters}")
+    order = list(range(len(ids)))
+    rng.shuffle(order)
+    return [ids[i] for i in order], [clusters[i] for i in order]
+
+
+@pytest.mark.parametrize("batch_size", [4, 8])
+def test_clusters_keep_rows_groups_and_full_batches(batch_size):
+    ids, clusters = clustered_groups()
+    batches = group_batches(ids, batch_size, seed=0, clusters=clusters)
+    assert sorted(i for b in batches for i in b) == list(range(len(ids)))
+    assert all(len(b) == batch_size for b in batches[:-1])
+    # Groups stay whole about as often as with plain packing: hard negatives must not cost the positives.
+    def whole(planned):
+        return sum(len(where) == 1 for where in batches_of(planned, ids).values())
+
+    assert whole(batches) >= whole(group_batches(ids, batch_size, seed=0)) - 2
+    assert whole(batches) >= 0.6 * len(set(ids))
+
+
+def test_clusters_make_single_category_batches():
+    ids, clusters = clustered_groups()
+    plain = group_batches(ids, 8, seed=0)
+    hard = group_batches(ids, 8, seed=0, clusters=clusters)
+
+    def pure(batches):
+        return sum(len({clusters[i] for i in b}) == 1 for b in batches) / len(batches)
+
+    # Only each cluster's remainder can mix; plain packing gives a pure batch only by chance.
+    assert pure(hard) >= 0.8
+    assert pure(plain) <= pure(hard) - 0.5
+
+
+def test_clustered_batches_are_shuffled_across_clusters_and_reproducible():
+    ids, clusters = clustered_groups(n_groups=96)
+    batches = group_batches(ids, 8, seed=5, clusters=clusters)
+    labels = [clusters[b[0]] for b in batches]
+    changes = sum(a != b for a, b in zip(labels, labels[1:]))
+    assert changes > 4  # not one category after another (4 clusters would give 3 changes)
+    assert batches == group_batches(ids, 8, seed=5, clusters=clusters)
+    assert batches != group_batches(ids, 8, seed=5, epoch=1, clusters=clusters)
+
+
+def test_clusters_length_must_match():
+    with pytest.raises(ValueError, match="3 labels for 4 rows"):
+        group_batches(["a", "a", "b", "b"], 2, seed=0, clusters=["x", "x", "y"])
+
+
+def test_batch_clusters_names_the_missing_column():
+    from datasets import Dataset
+
+    from moon_rl.errors import MoonError
+    from moon_rl.sampling import batch_clusters
+
+    ds = Dataset.from_dict({"group_id": ["a", "b"], "category": ["shirts", "shoes"]})
+    assert batch_clusters(ds, None) is None
+    assert batch_clusters(ds, "category") == ["shirts", "shoes"]
+    with pytest.raises(MoonError, match=r"hard_negatives_by='colour'.*group_id, category"):
+        batch_clusters(ds, "colour")

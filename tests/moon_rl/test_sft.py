@@ -128,6 +128,23 @@ def test_lora_run_trains_adapter_and_head_keeps_base_and_groups_batches(tiny_mod
     assert first["loss"] == pytest.approx(first["nll"] + 1.0 * first["contrastive_loss"], rel=1e-4)
 
 
+def test_hard_negatives_batch_one_category_and_train(tiny_model_dir, sft_dataset_dir, tmp_path):
+    from moon_rl.ids import hash_labels
+    from moon_rl.sampling import group_batches
+
+    dataset = load_ds(sft_dataset_dir)
+    trainer = trainer_for(tiny_model_dir("qwen2_5_vl"), dataset, tmp_path / "run", contrastive_weight=1.0, max_steps=2,
+                          hard_negatives_by="category")
+    planned = group_batches(list(dataset["group_id"]), 4, seed=0, epoch=0, clusters=list(dataset["category"]))
+    assert planned != group_batches(list(dataset["group_id"]), 4, seed=0, epoch=0)
+    ids = list(dataset["id"])
+    batches = list(trainer.get_train_dataloader())
+    assert [b["moon_row_ids"].tolist() for b in batches] == [hash_labels([ids[i] for i in batch]).tolist() for batch in planned]
+    assert all("category" not in b for b in batches)  # kept for the sampler only, never handed to the model
+    trainer.train()
+    assert len(logged(trainer, "contrastive_loss")) == 2
+
+
 def test_full_finetune_text_model_saves_model_and_head_apart(tiny_model_dir, sft_text_dataset_dir, tmp_path):
     from safetensors import safe_open
 
