@@ -12,6 +12,8 @@ Steps (the commands of configs/grpo_tiny.yaml's header, through the same Python 
   3. GRPO with configs/grpo_tiny.yaml from that output (LoRA, fresh adapter; the SFT head is loaded). Its
      generation batches hold products of one category (`hard_negatives_by: category`): with mixed batches the
      SFT head already retrieves ~0.96 in-batch and the number cannot show what GRPO adds.
+  4. retrieval eval (`moon-rl eval --tasks retrieval`) of the GRPO output against the SFT output on the
+     catalog's test split (products neither stage trained on; small: ~40 products).
 "start" / "end" are means over the first / last `--window` GRPO steps (single steps are noisy: 8 prompts);
 "trajectory" has the same means over consecutive windows.
 One intra-op thread (two threads fighting over two shared cores are several times slower).
@@ -51,6 +53,7 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=25, help="steps averaged for the start and end numbers")
     parser.add_argument("--sft-set", dest="sft_sets", action="append", default=[], help="SFT config override KEY=VALUE")
     parser.add_argument("--set", dest="sets", action="append", default=[], help="GRPO config override KEY=VALUE")
+    parser.add_argument("--no-eval", action="store_true", help="skip the held-out retrieval eval of GRPO vs SFT (test split)")
     parser.add_argument("--workdir", type=Path, default=None, help="keep models and data here (default: a temp dir)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/grpo_tiny.json")
     args = parser.parse_args()
@@ -90,6 +93,18 @@ def main() -> None:
         run_grpo(config, model_args, work / "grpo")
         grpo_seconds = time.perf_counter() - grpo_start
         logs = [h for h in json.loads((work / "grpo-tiny/trainer_state.json").read_text())["log_history"] if "reward" in h]
+        held_out = None
+        if not args.no_eval:  # the same question on products neither stage trained on
+            from moon_rl.eval.run import EvalConfig, run_eval
+
+            metrics = run_eval(EvalConfig(model=str(work / "grpo-tiny"), baselines=[str(work / "sft-tiny")], data=str(work / "synth"),
+                                          out=str(work / "eval"), tasks=["retrieval"], batch_size=16, progress=False))
+            held_out = {
+                "n_corpus": metrics["n_corpus"],
+                **{stage: {setting: {k: round(v[k], 4) for k in ("recall@1", "recall@10", "mrr", "n_queries")}
+                           for setting, v in metrics["models"][name]["retrieval"].items()}
+                   for stage, name in (("grpo", "grpo-tiny"), ("sft", "sft-tiny"))},
+            }
         total = time.perf_counter() - start
 
     first, last = window_means(logs, slice(0, args.window)), window_means(logs, slice(-args.window, None))
@@ -108,6 +123,7 @@ def main() -> None:
         "retrieval_accuracy_up": (last["retrieval_accuracy"] or 0) > (first["retrieval_accuracy"] or 0),
         "trajectory": [{"steps": f"{i + 1}-{min(i + args.window, len(logs))}", **window_means(logs, slice(i, i + args.window))}
                        for i in range(0, len(logs), args.window)],
+        "held_out_retrieval": held_out,
         "per_step": {k: [h.get(k) for h in logs] for k in ("reward", "retrieval_accuracy")},
         "seconds": {"sft": round(sft_seconds, 1), "grpo": round(grpo_seconds, 1), "total": round(total, 1)},
         "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(), "platform": platform.platform(),

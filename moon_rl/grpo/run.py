@@ -18,7 +18,6 @@ GRPO metrics plus contrastive_loss, retrieval_accuracy, fusion gates, residual g
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -151,4 +150,6 @@ def launch_multiprocess(argv: list[str], num_processes: int, accelerate_config: 
     else:
         launch += ["--multi_gpu"]
     rest = strip_option(strip_option(argv, "--num-processes"), "--accelerate-config")
-    return subprocess.run([*launch, "-m", "moon_rl", *rest]).returncode
+    from moon_rl.launch import run_child
+
+    return run_child([*launch, "-m", "moon_rl", *rest])  # Ctrl-C / SIGTERM reach the workers, which save and stop

@@ -266,3 +266,39 @@ def test_generation_cycle_and_misaligned_save_steps_warning(caplog):
         callback.on_train_begin(grpo_args(1, 2, 1, save_steps=4.0), TrainerState(), TrainerControl())
     warnings = [r.getMessage() for r in caplog.records if r.name == "moon_rl.interrupt"]
     assert len(warnings) == 1 and "save_steps=3 is not a multiple of the generation cycle (2 steps" in warnings[0]
+
+
+CHILD = """
+import signal, sys, time
+from pathlib import Path
+out = Path(sys.argv[1])
+def on_signal(signum, frame):
+    time.sleep(0.5)  # longer than subprocess.run's 0.25 s grace: a 'checkpoint' being written
+    out.write_text(signal.Signals(signum).name)
+    sys.exit(75)
+signal.signal(signal.SIGTERM, on_signal)
+out.with_suffix('.ready').write_text('')
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_launcher_parent_forwards_signals_and_waits_for_the_child(tmp_path, sig):
+    """`--num-processes` re-runs the command under accelerate; a signal to that parent must reach the
+    workers and the parent must wait while they save (subprocess.run would kill them 0.25 s after Ctrl-C)."""
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "child.py").write_text(CHILD.replace("signal.SIGTERM, on_signal", f"signal.{sig.name}, on_signal"))
+    done = tmp_path / "done.txt"
+    parent = subprocess.Popen([sys.executable, "-c",
+                               "import sys; from moon_rl.launch import run_child; "
+                               f"sys.exit(run_child([sys.executable, {str(tmp_path / 'child.py')!r}, {str(done)!r}]))"])
+    deadline = time.monotonic() + 60
+    while not done.with_suffix(".ready").exists():
+        assert time.monotonic() < deadline and parent.poll() is None, "child never started"
+        time.sleep(0.05)
+    parent.send_signal(sig)  # to the parent only, as a scheduler would
+    assert parent.wait(timeout=30) == 75  # the child's exit code comes back
+    assert done.read_text() == sig.name
