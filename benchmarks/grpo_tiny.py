@@ -85,12 +85,15 @@ def main() -> None:
         sft_config, sft_model = build_sft_configs(ROOT / "configs/sft_tiny.yaml", sft_overrides, model=str(model), output_dir=str(work / "sft-tiny"))
         sft_start = time.perf_counter()
         sft = run_sft(sft_config, sft_model, work / "sft")
+        if sft["interrupted"]:  # a graceful stop (SIGINT/SIGTERM) is not a measurement
+            sys.exit("SFT was interrupted; no results written")
         sft_seconds = time.perf_counter() - sft_start
 
         grpo_overrides = {**quiet, "max_steps": args.grpo_steps, "logging_steps": 1, **parse_set_overrides(args.sets)}
         config, model_args = build_grpo_configs(ROOT / "configs/grpo_tiny.yaml", grpo_overrides, model=str(work / "sft-tiny"), output_dir=str(work / "grpo-tiny"))
         grpo_start = time.perf_counter()
-        run_grpo(config, model_args, work / "grpo")
+        if run_grpo(config, model_args, work / "grpo")["interrupted"]:
+            sys.exit("GRPO was interrupted; no results written")
         grpo_seconds = time.perf_counter() - grpo_start
         logs = [h for h in json.loads((work / "grpo-tiny/trainer_state.json").read_text())["log_history"] if "reward" in h]
         held_out = None

@@ -78,6 +78,8 @@ def train(kind: str, model: Path, data: Path, out: Path, overrides: dict, seed: 
 
         cfg, margs = build_grpo_configs(None, {**overrides, "seed": seed}, model=str(model), output_dir=str(out))
         summary = run_grpo(cfg, margs, data)
+    if summary["interrupted"]:  # a graceful stop (SIGINT/SIGTERM) is not a measurement
+        sys.exit(f"{kind} was interrupted at step {summary['global_step']}; no results written")
     last = {k: v for k, v in summary.get("last", {}).items() if isinstance(v, (int, float))}
     return {"global_step": summary["global_step"], "last_logged": last}, round(time.perf_counter() - t0, 1)
 
