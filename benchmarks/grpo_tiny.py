@@ -14,8 +14,10 @@ Steps (the commands of configs/grpo_tiny.yaml's header, through the same Python 
      SFT head already retrieves ~0.96 in-batch and the number cannot show what GRPO adds.
   4. retrieval eval (`moon-rl eval --tasks retrieval`) of the GRPO output against the SFT output on the
      catalog's test split (products neither stage trained on; small: ~40 products).
-"start" / "end" are means over the first / last `--window` GRPO steps (single steps are noisy: 8 prompts);
-"trajectory" has the same means over consecutive windows.
+"start" / "end" are means over the first / last `--window` GRPO steps; "trajectory" has the same means over
+consecutive windows. The default window is one epoch of the GRPO data (50 steps here): single steps are
+noisy (8 prompts), and with one-category batches the in-batch accuracy swings with the category (0.2 to
+1.0), so only windows that see every product once compare like with like.
 One intra-op thread (two threads fighting over two shared cores are several times slower).
 """
 
@@ -50,7 +52,7 @@ def main() -> None:
     parser.add_argument("--sft-steps", type=int, default=450)
     parser.add_argument("--sft-lr", type=float, default=3e-3, help="SFT learning rate (full fine-tuning)")
     parser.add_argument("--grpo-steps", type=int, default=300)
-    parser.add_argument("--window", type=int, default=25, help="steps averaged for the start and end numbers")
+    parser.add_argument("--window", type=int, default=None, help="steps averaged for the start and end numbers (default: one epoch)")
     parser.add_argument("--sft-set", dest="sft_sets", action="append", default=[], help="SFT config override KEY=VALUE")
     parser.add_argument("--set", dest="sets", action="append", default=[], help="GRPO config override KEY=VALUE")
     parser.add_argument("--no-eval", action="store_true", help="skip the held-out retrieval eval of GRPO vs SFT (test split)")
@@ -110,6 +112,8 @@ def main() -> None:
             }
         total = time.perf_counter() - start
 
+    if args.window is None:  # one epoch (at most half the run, so start and end never overlap)
+        args.window = max(1, min(sum(h["epoch"] <= 1.0 + 1e-9 for h in logs), len(logs) // 2))
     first, last = window_means(logs, slice(0, args.window)), window_means(logs, slice(-args.window, None))
     result = {
         "command": "python benchmarks/grpo_tiny.py " + " ".join(sys.argv[1:]),
