@@ -11,6 +11,10 @@ new one is marked (`save_total_limit`), `MoonTrainerMixin` rotates them itself, 
 explicit `--resume OUT/checkpoint-5` over a run that had reached checkpoint-9, the new checkpoint-6
 is newer than the stale checkpoint-9 of the abandoned run.
 
+The final artifacts written into the run folder itself get the same guarantee the other way round: a
+`moon_rl_saving` file exists while they are written (`begin_final_save` / `end_final_save`), and loaders
+fall back to the newest complete checkpoint while it is there.
+
 `replace_dir(new, target)` swaps a finished folder into place in one `renameat2(RENAME_EXCHANGE)`
 call where the OS supports it (Linux), so an export replaced with `--force` is never missing.
 """
@@ -49,6 +53,24 @@ def clear_complete(checkpoint_dir: str | Path) -> None:
 
 def is_complete(checkpoint_dir: str | Path) -> bool:
     return (Path(checkpoint_dir) / MARKER).is_file()
+
+
+SAVING = "moon_rl_saving"  # present while the final artifacts of a run are being written into its folder
+
+
+def begin_final_save(run_dir: str | Path) -> None:
+    """Mark `run_dir` as being written: until `end_final_save`, its top-level model files may be a mix of
+    half-written new files and stale ones from an earlier run, and loaders must not trust them."""
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    (Path(run_dir) / SAVING).write_text("the final save of this run did not finish; its checkpoints are intact\n", encoding="utf-8")
+
+
+def end_final_save(run_dir: str | Path) -> None:
+    (Path(run_dir) / SAVING).unlink(missing_ok=True)
+
+
+def final_save_unfinished(run_dir: str | Path) -> bool:
+    return (Path(run_dir) / SAVING).is_file()
 
 
 def completed_at(checkpoint_dir: str | Path) -> float:

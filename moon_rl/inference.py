@@ -289,19 +289,23 @@ class MoonModel:
 
 def resolve_model_dir(path: str | Path) -> Path:
     """The folder to load: `path` itself, or for a run folder without final artifacts its newest complete checkpoint."""
-    from moon_rl.checkpoints import latest_complete_checkpoint, list_checkpoints
+    from moon_rl.checkpoints import final_save_unfinished, latest_complete_checkpoint, list_checkpoints
 
     path = Path(path).expanduser()
     if not path.is_dir():
         raise MoonError(f"model path {path} does not exist (give a run folder, a checkpoint-N folder, an export or a base model folder)")
-    if (path / "adapter_config.json").is_file() or (path / "config.json").is_file():
+    unfinished = final_save_unfinished(path)
+    if not unfinished and ((path / "adapter_config.json").is_file() or (path / "config.json").is_file()):
         return path
+    why = "its final save did not finish" if unfinished else "no final model in the run folder"
     latest = latest_complete_checkpoint(path)
     if latest is not None:
-        print(f"{path}: no final model in the run folder; using its newest complete checkpoint {latest.name}")
+        print(f"{path}: {why}; using its newest complete checkpoint {latest.name}")
         return latest
     found = [p.name for _, p in list_checkpoints(path)]
     hint = f" (only incomplete checkpoints: {found})" if found else ""
+    if unfinished:
+        raise MoonError(f"{path}: its final save did not finish and it has no complete checkpoint{hint}; resume the run with --resume latest or train again")
     raise MoonError(f"{path}: no adapter_config.json or config.json{hint}; pass a finished run, a checkpoint-N folder, an export or a model folder")
 
 

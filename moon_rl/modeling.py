@@ -51,6 +51,12 @@ def _looks_local(ref: str) -> bool:
 def resolve_source(ref: str, base_override: str | None = None) -> ModelSource:
     path = Path(ref).expanduser()
     if path.is_dir():
+        from moon_rl.checkpoints import final_save_unfinished, latest_complete_checkpoint
+
+        if final_save_unfinished(path):
+            latest = latest_complete_checkpoint(path)
+            use = f"pass its newest complete checkpoint {latest}" if latest is not None else "it has no complete checkpoint either"
+            raise MoonError(f"{path}: the final save of that run did not finish (killed while saving); {use}, or resume that run with --resume latest")
         if (path / "adapter_config.json").is_file():
             base = base_override or json.loads((path / "adapter_config.json").read_text())["base_model_name_or_path"]
             if base is None:

@@ -175,12 +175,19 @@ def train_and_save(trainer, interrupt, kind: str, model_args, resume_from: str |
     return a summary: output folder, steps, whether a signal stopped it, first/last logs that carry `log_key`."""
     from moon_rl.modeling import write_run_info
 
+    from moon_rl.checkpoints import begin_final_save, end_final_save
+
     config = trainer.args
     trainer.train(resume_from_checkpoint=resume_from)
+    if config.should_save:
+        begin_final_save(config.output_dir)  # a crash from here on leaves a folder loaders know not to trust
+    trainer.accelerator.wait_for_everyone()
     trainer.save_model(config.output_dir)
+    trainer.accelerator.wait_for_everyone()  # sharded saves: every process has written its part
     if config.should_save:
         trainer.save_state()
         write_run_info(config.output_dir, kind, config, model_args)
+        end_final_save(config.output_dir)
     logs = [h for h in trainer.state.log_history if log_key in h]
     return {
         "out": config.output_dir,

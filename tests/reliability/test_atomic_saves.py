@@ -75,6 +75,17 @@ def patch_to_die(point: str) -> None:
             real_mark(folder, step)
 
         tc.mark_complete = mark
+    elif point == "final-save":  # checkpoints done, the final adapter half-written into the run folder
+        import moon_rl.trainer_common as tc
+
+        real_save = tc.save_extras
+
+        def save_extras(model, folder, *args, **kwargs):
+            if "checkpoint-" not in str(folder):
+                die()
+            return real_save(model, folder, *args, **kwargs)
+
+        tc.save_extras = save_extras
     elif point == "export-card":  # the new export is half-written in its temporary folder
         import moon_rl.export as export
 
@@ -123,6 +134,43 @@ def test_sigkill_while_checkpointing_keeps_previous_checkpoint(point, cli, tiny_
     assert state["global_step"] == 3 and [h["step"] for h in state["log_history"] if "loss" in h] == [1, 2, 3]
     # The half-written folder was rewritten by the resumed run, then rotated out with checkpoint-1.
     assert [p.name for p in sorted(out.glob("checkpoint-*"))] == ["checkpoint-3"] and is_complete(out / "checkpoint-3")
+
+
+def test_sigkill_during_the_final_save_is_never_loaded_as_a_model(cli, tiny_model_dir, sft_text_dataset_dir, tmp_path):
+    """Killed while the final artifacts go into the run folder (after a first, complete run left its own
+    there): loaders use the newest complete checkpoint instead, training from it is refused with the way
+    out, and `--resume latest` finishes the save."""
+    import moon_rl
+    from moon_rl.checkpoints import final_save_unfinished
+    from moon_rl.errors import MoonError
+    from moon_rl.modeling import resolve_source
+
+    out = tmp_path / "run"
+    args = [
+        "sft", "--model", tiny_model_dir("qwen2"), "--data", sft_text_dataset_dir, "--out", out, "--config", SFT_CONFIG,
+        "--batch-size", "4", "--set", "max_length=128", "--set", "report_to=none", "--set", "logging_steps=1",
+        "--set", "save_steps=1", "--set", "embedding_dim=32",
+    ]  # fmt: skip
+    assert cli([*args, "--max-steps", "1"]).exit_code == 0  # a finished run: its final files are now "stale"
+    assert not final_save_unfinished(out)
+
+    def work():
+        patch_to_die("final-save")
+        cli([*args, "--max-steps", "2", "--resume", "latest"])
+
+    killed_child(work)
+
+    assert final_save_unfinished(out) and is_complete(out / "checkpoint-2")
+    assert (out / "adapter_model.safetensors").is_file()  # the stale final files are still there ...
+    model = moon_rl.load(out)  # ... and are not what gets loaded
+    assert Path(model.source) == out / "checkpoint-2"
+    with pytest.raises(MoonError, match=r"final save of that run did not finish.*checkpoint-2"):
+        resolve_source(str(out))
+
+    resumed = cli([*args, "--max-steps", "2", "--resume", "latest"])
+    assert resumed.exit_code == 0, resumed.output
+    assert not final_save_unfinished(out)
+    assert Path(moon_rl.load(out).source) == out
 
 
 def test_rewritten_checkpoint_loses_its_stale_marker(cli, monkeypatch, tiny_model_dir, sft_text_dataset_dir, tmp_path):
