@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from reliability_support import SFT_CONFIG
+from reliability_support import tiny_sft_args
 
 from moon_rl.checkpoints import MARKER, is_complete, latest_complete_checkpoint, replace_dir
 
@@ -108,11 +108,7 @@ def test_sigkill_while_checkpointing_keeps_previous_checkpoint(point, cli, tiny_
     'before-marker' kills after HF has written (and, unpatched, rotated) everything: HF deletes older
     checkpoints before moon-rl's marker exists, so the trainer rotates them itself, after the marker."""
     out = tmp_path / "run"
-    args = [
-        "sft", "--model", tiny_model_dir("qwen2"), "--data", sft_text_dataset_dir, "--out", out, "--config", SFT_CONFIG,
-        "--batch-size", "4", "--max-steps", "3", "--set", "max_length=128", "--set", "report_to=none", "--set", "logging_steps=1",
-        "--set", "save_steps=1", "--set", "save_total_limit=1", "--set", "embedding_dim=32",
-    ]  # fmt: skip
+    args = tiny_sft_args(tiny_model_dir("qwen2"), sft_text_dataset_dir, out, "--max-steps", "3", "--set", "save_total_limit=1")
     def work():
         patch_to_die(point)
         cli(args)
@@ -146,11 +142,7 @@ def test_sigkill_during_the_final_save_is_never_loaded_as_a_model(cli, tiny_mode
     from moon_rl.modeling import resolve_source
 
     out = tmp_path / "run"
-    args = [
-        "sft", "--model", tiny_model_dir("qwen2"), "--data", sft_text_dataset_dir, "--out", out, "--config", SFT_CONFIG,
-        "--batch-size", "4", "--set", "max_length=128", "--set", "report_to=none", "--set", "logging_steps=1",
-        "--set", "save_steps=1", "--set", "embedding_dim=32",
-    ]  # fmt: skip
+    args = tiny_sft_args(tiny_model_dir("qwen2"), sft_text_dataset_dir, out)
     assert cli([*args, "--max-steps", "1"]).exit_code == 0  # a finished run: its final files are now "stale"
     assert not final_save_unfinished(out)
 
@@ -179,11 +171,7 @@ def test_rewritten_checkpoint_loses_its_stale_marker(cli, monkeypatch, tiny_mode
     import moon_rl.trainer_common as tc
 
     out = tmp_path / "run"
-    args = [
-        "sft", "--model", tiny_model_dir("qwen2"), "--data", sft_text_dataset_dir, "--out", out, "--config", SFT_CONFIG,
-        "--batch-size", "4", "--max-steps", "2", "--set", "max_length=128", "--set", "report_to=none", "--set", "logging_steps=1",
-        "--set", "save_steps=1", "--set", "embedding_dim=32",
-    ]  # fmt: skip
+    args = tiny_sft_args(tiny_model_dir("qwen2"), sft_text_dataset_dir, out, "--max-steps", "2")
     assert cli(args).exit_code == 0
     assert is_complete(out / "checkpoint-1") and is_complete(out / "checkpoint-2")
 

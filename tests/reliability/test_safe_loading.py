@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from reliability_support import ROOT, SFT_CONFIG
+from reliability_support import ROOT, tiny_sft_args
 
 SOURCE_DIRS = ("moon_rl", "reward_fns", "data_prep", "benchmarks")
 HF_RESUME_FILES = {"training_args.bin", "optimizer.pt", "scheduler.pt", "rng_state.pth", "scaler.pt"}
@@ -89,11 +89,7 @@ def test_the_scanner_finds_what_it_looks_for(tmp_path):
 
 def test_run_outputs_are_safetensors_and_resume_loads_only_weights(cli, monkeypatch, tiny_model_dir, sft_text_dataset_dir, tmp_path):
     out = tmp_path / "run"
-    args = [
-        "sft", "--model", tiny_model_dir("qwen2"), "--data", sft_text_dataset_dir, "--out", out, "--config", SFT_CONFIG,
-        "--batch-size", "4", "--max-steps", "1", "--set", "max_length=128", "--set", "report_to=none",
-        "--set", "save_steps=1", "--set", "embedding_dim=32",
-    ]  # fmt: skip
+    args = tiny_sft_args(tiny_model_dir("qwen2"), sft_text_dataset_dir, out, "--max-steps", "1")
     assert cli(args).exit_code == 0
 
     files = [p for p in out.rglob("*") if p.is_file()]
