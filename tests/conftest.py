@@ -40,3 +40,16 @@ def tiny_model_dir(tmp_path_factory):
         return copy
 
     return factory
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """One intra-op thread for every test, even when a test module imported torch before OMP_NUM_THREADS
+    took effect: tiny models run several times faster that way on a busy 2-core machine
+    (benchmarks/eval_speed.py). Export MOON_TEST_THREADS=N to use N."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(int(os.environ.get("MOON_TEST_THREADS", "1")))
+    yield
+    torch.set_num_threads(previous)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-import torch
 
 _CACHE: dict = {}
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,10 +94,3 @@ def moon_trainer(model_dir: Path, config, rewards=None, dataset=None, cls=None, 
         rewards, _ = resolve_rewards(["format", "attribute_f1"])
     return cls(model=model, reward_funcs=rewards, args=config, train_dataset=dataset, processing_class=processor,
                peft_config=lora() if use_lora else None, **kwargs)
-
-
-def one_thread():
-    """Two CPU cores shared with other test processes: one intra-op thread is much faster than two fighting."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    return previous

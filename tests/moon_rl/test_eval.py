@@ -17,15 +17,6 @@ from moon_rl.eval.tasks import TaskRunner, load_eval_data
 from moon_rl.inference import Query, as_record
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny models run faster on one intra-op thread (8x on a busy 2-core machine: benchmarks/eval_speed.py).
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 class StubModel:
     """Embeds by lookup: a product is one-hot(group) + 0.5 one-hot(category); its queries and its bare image
     get the product's vector, a category name its category one-hot. `collapsed=True` maps everything to one

@@ -16,15 +16,6 @@ from moon_rl.export import export_adapter
 from moon_rl.inference import load
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny models run faster on one intra-op thread (8x on a busy 2-core machine: benchmarks/eval_speed.py).
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def run_dir(tiny_model_dir, tmp_path_factory):
     base = tiny_model_dir("qwen2_5_vl")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from grpo_support import fast_config, grpo_dataset, moon_trainer, one_thread
+from grpo_support import fast_config, grpo_dataset, moon_trainer
 from transformers import TrainerCallback
 
 import moon_rl.grpo.trainer as grpo_trainer_module
@@ -49,7 +49,6 @@ class GradRecorder(TrainerCallback):
 
 @pytest.fixture(scope="module")
 def run(tiny_model_dir, tmp_path_factory):
-    previous = one_thread()
     monkey = pytest.MonkeyPatch()
     monkey.setattr(grpo_trainer_module, "HiddenStateCapture", CountingCapture)
     CountingCapture.instances.clear()
@@ -66,7 +65,6 @@ def run(tiny_model_dir, tmp_path_factory):
         yield trainer, recorder.grads, before
     finally:
         monkey.undo()
-        torch.set_num_threads(previous)
 
 
 def test_one_forward_and_one_capture_per_loss_call(run):

@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
-from grpo_support import ROOT, fast_config, grpo_dataset_dir, one_thread
+from grpo_support import ROOT, fast_config, grpo_dataset_dir
 from typer.testing import CliRunner
 
 import moon_rl.vllm_support as vllm_support
@@ -16,13 +15,6 @@ from moon_rl.cli import app
 from moon_rl.errors import MissingExtraError, MoonError
 
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def _single_thread():
-    previous = one_thread()
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.mark.parametrize("command", ["grpo", "vllm-serve"])

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import statistics
 
-import torch
-from grpo_support import ROOT, fast_config, grpo_dataset, moon_trainer, one_thread
+from grpo_support import ROOT, fast_config, grpo_dataset, moon_trainer
 
 STEPS, WINDOW = 30, 10
 
@@ -24,18 +23,14 @@ def _mean(logs: list[dict], key: str, part: slice) -> float:
 def test_reward_and_retrieval_accuracy_go_up(tiny_model_dir, tmp_path):
     from reward_fns.registry import resolve_reward
 
-    previous = one_thread()
-    try:
-        length_bonus, _ = resolve_reward(f"{ROOT}/tests/reward_fns/custom_rewards.py:length_bonus")
-        config = fast_config(
-            # 16 prompts x 2 rollouts per step: enough groups per batch for a retrieval accuracy that is not all noise.
-            tmp_path, max_steps=STEPS, per_device_train_batch_size=32, num_generations=2, max_completion_length=16,
-            learning_rate=1e-2, lr_scheduler_type="constant", max_grad_norm=1.0, contrastive_weight=1.0,
-        )
-        trainer = moon_trainer(tiny_model_dir("qwen2"), config, rewards=[length_bonus], dataset=grpo_dataset("text"), use_lora=False)
-        trainer.train()
-    finally:
-        torch.set_num_threads(previous)
+    length_bonus, _ = resolve_reward(f"{ROOT}/tests/reward_fns/custom_rewards.py:length_bonus")
+    config = fast_config(
+        # 16 prompts x 2 rollouts per step: enough groups per batch for a retrieval accuracy that is not all noise.
+        tmp_path, max_steps=STEPS, per_device_train_batch_size=32, num_generations=2, max_completion_length=16,
+        learning_rate=1e-2, lr_scheduler_type="constant", max_grad_norm=1.0, contrastive_weight=1.0,
+    )
+    trainer = moon_trainer(tiny_model_dir("qwen2"), config, rewards=[length_bonus], dataset=grpo_dataset("text"), use_lora=False)
+    trainer.train()
 
     logs = [h for h in trainer.state.log_history if "reward" in h]
     assert len(logs) == STEPS

@@ -9,18 +9,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from grpo_support import fast_config, grpo_dataset, moon_trainer, one_thread
+from grpo_support import fast_config, grpo_dataset, moon_trainer
 from transformers import TrainerCallback
 from trl import GRPOTrainer
 
 from moon_rl.grpo.trainer import MoonGRPOTrainer
-
-
-@pytest.fixture(autouse=True)
-def _single_thread():
-    previous = one_thread()
-    yield
-    torch.set_num_threads(previous)
 
 
 class GradRecorder(TrainerCallback):

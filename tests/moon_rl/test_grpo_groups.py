@@ -8,18 +8,11 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from grpo_support import fast_config, grpo_dataset, moon_trainer, one_thread
+from grpo_support import fast_config, grpo_dataset, moon_trainer
 
 import moon_rl.grpo.trainer as grpo_trainer_module
 from moon_rl.grpo.rollout_embeddings import CandidateBank, contrastive_with_bank
 from moon_rl.losses import group_info_nce
-
-
-@pytest.fixture(autouse=True)
-def _single_thread():
-    previous = one_thread()
-    yield
-    torch.set_num_threads(previous)
 
 
 class _Identity(torch.nn.Module):

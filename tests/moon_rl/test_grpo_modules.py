@@ -4,18 +4,10 @@ moon-rl output is the `--model` of the next run. Gradients and trainable counts:
 
 from __future__ import annotations
 
-import pytest
 import torch
-from grpo_support import fast_config, grpo_dataset, load_model, moon_trainer, one_thread
+from grpo_support import fast_config, grpo_dataset, load_model, moon_trainer
 
 from moon_rl.extras import EXTRAS_CONFIG, EXTRAS_WEIGHTS, load_extras
-
-
-@pytest.fixture(autouse=True)
-def _single_thread():
-    previous = one_thread()
-    yield
-    torch.set_num_threads(previous)
 
 
 def _probe_inputs(processor):

@@ -18,15 +18,6 @@ from moon_rl.inference import MoonModel, Query, as_record, record_prompt, resolv
 from moon_rl.eval.random_run import write_random_run
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny models run faster on one intra-op thread (8x on a busy 2-core machine: benchmarks/eval_speed.py).
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def vl_base(tiny_model_dir):
     return tiny_model_dir("qwen2_5_vl")

@@ -29,15 +29,6 @@ sft_dataset_dir = _fixtures.sft_dataset_dir
 sft_text_dataset_dir = _fixtures.sft_text_dataset_dir
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    from grpo_support import one_thread
-
-    import torch
-
-    previous = one_thread()
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture
