@@ -171,4 +171,3 @@ def resume_command(argv: list[str] | None = None, prog: str = "moon-rl") -> str:
 
 def interrupted_message(step: int, argv: list[str] | None = None) -> str:
     return f"interrupted at step {step}; resume with: {resume_command(argv)}"
-
