@@ -21,13 +21,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine import machine_info
 
 RESULTS = Path(__file__).resolve().parent / "results" / "eval_speed.json"
 
@@ -148,12 +149,7 @@ def main() -> None:
         "model": f"tiny_models qwen2_5_vl ({args.size}), random LoRA + fusion head + residual, embedding_dim 256",
         **encode,
         "chunked_ranking": ranking,
-        "machine": {
-            "python": platform.python_version(),
-            "cpu_count": os.cpu_count(),
-            "platform": platform.platform(),
-            "load_average_1min_before": load_before,  # other work on the machine slows the run
-        },
+        "machine": machine_info(load_before),
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

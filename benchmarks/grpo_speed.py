@@ -21,12 +21,13 @@ import argparse
 import copy
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine import machine_info
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -133,8 +134,7 @@ def main() -> None:
         "targets": TARGETS,
         "meets_targets": {n: overhead(n) <= TARGETS[n] for n in TARGETS},
         "step_seconds": {n: [round(x, 4) for x in t] for n, t in times.items()},
-        "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
-                    "load_average_1min_before": round(load_before, 2), "torch": torch.__version__},
+        "machine": machine_info(load_before),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

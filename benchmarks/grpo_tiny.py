@@ -26,12 +26,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine import machine_info
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -133,8 +134,7 @@ def main() -> None:
         "held_out_retrieval": held_out,
         "per_step": {k: [h.get(k) for h in logs] for k in ("reward", "retrieval_accuracy")},
         "seconds": {"sft": round(sft_seconds, 1), "grpo": round(grpo_seconds, 1), "total": round(total, 1)},
-        "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
-                    "load_average_1min_before": round(load_before, 2), "torch": torch.__version__},
+        "machine": machine_info(load_before),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine import machine_info
 
 RESULTS = Path(__file__).resolve().parent / "results" / "synth_speed.json"
 
@@ -51,12 +52,7 @@ def main() -> None:
         "catalog_mb": round(size_mb, 2),
         "target_seconds": 60,
         "meets_target": seconds < 60,
-        "machine": {
-            "python": platform.python_version(),
-            "cpu_count": os.cpu_count(),
-            "platform": platform.platform(),
-            "load_average_1min_before": load_before,  # other work on the machine slows the run
-        },
+        "machine": machine_info(load_before),
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
