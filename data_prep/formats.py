@@ -13,8 +13,9 @@ allowed values. The target is a trace in the project's contract format:
 
 Template traces are built from the known attributes (`build_trace`); each line says where the value comes from:
 the title (quoting the words found), the description, the image (for attributes that images show), or, for
-anything else, that it is not stated. A record's own `reasoning` (say, from a teacher model) wins over the
-template: a full trace is used as is (after a format check), free text becomes the `<think>` part and the
+anything else, that it is not stated. Which attributes an image shows is the synthetic taxonomy's list unless
+the catalog names them (`image_attributes` in catalog.json; ImplicitAVE says "all", its values being implicit).
+A record's own `reasoning` (say, from a teacher model) wins over the template: a full trace is used as is (after a format check), free text becomes the `<think>` part and the
 `<answer>` is built from the attributes.
 """
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -144,10 +146,23 @@ def _seen_in_image(name: str, value: str) -> str:
         return _PATTERN_SEEN[value]
     if name in ("colour", "color"):
         return f"a {value} colour"
+    if name not in VISUAL_ATTRIBUTES:  # a real catalog's name ("Sleeve Style"): its values read on their own
+        return value
     return value if name in _SELF_DESCRIBING else f"{value} {name}"
 
 
-def _template_lines(product: Product, text_label: str, has_images: bool) -> list[str]:
+def shown_in_image(name: str, image_attributes: Collection[str] | str | None = None) -> bool:
+    """Whether an image may show attribute `name`: `image_attributes` lists the names ("all": every one);
+    the default is the synthetic taxonomy's `VISUAL_ATTRIBUTES`. A catalog says it in catalog.json
+    (`"image_attributes"`), e.g. ImplicitAVE, whose values are by design inferred from the image."""
+    if image_attributes == "all":
+        return True
+    return name in (VISUAL_ATTRIBUTES if image_attributes is None else image_attributes)
+
+
+def _template_lines(
+    product: Product, text_label: str, has_images: bool, image_attributes: Collection[str] | str | None
+) -> list[str]:
     lines = []
     for name, value in product.attributes.items():
         said = find_mention(product.title, value)
@@ -156,7 +171,7 @@ def _template_lines(product: Product, text_label: str, has_images: bool) -> list
             why = f"the {text_label} says '{said}'"
         elif described:
             why = f"the description says '{described}'"
-        elif has_images and name in VISUAL_ATTRIBUTES:
+        elif has_images and shown_in_image(name, image_attributes):
             why = f"the {text_label} does not say; the image shows {_seen_in_image(name, value)}"
         else:
             why = f"the {text_label} does not state it; the most likely value for this product is '{value}'"
@@ -164,11 +179,18 @@ def _template_lines(product: Product, text_label: str, has_images: bool) -> list
     return lines
 
 
-def build_trace(product: Product, *, text_label: str = "title", has_images: bool | None = None) -> str:
+def build_trace(
+    product: Product,
+    *,
+    text_label: str = "title",
+    has_images: bool | None = None,
+    image_attributes: Collection[str] | str | None = None,
+) -> str:
     """The SFT target for `product`: its own `reasoning` if it has one, else the template trace.
 
     `text_label` names the text the model reads ("title", or "query" for query rows); `has_images` says whether
-    the prompt shows images (default: the record lists some).
+    the prompt shows images (default: the record lists some); `image_attributes` which attribute values the
+    image may show when the text does not state them (see `shown_in_image`).
     """
     answer = answer_json(product.attributes)
     if product.reasoning:
@@ -181,7 +203,7 @@ def build_trace(product: Product, *, text_label: str = "title", has_images: bool
         intro = f"A product from {product.category}. I go through its attributes one by one, using {sources}."
     else:
         intro = f"The {text_label} names no attributes I can fill."
-    think = "\n".join([intro, *_template_lines(product, text_label, has_images)])
+    think = "\n".join([intro, *_template_lines(product, text_label, has_images, image_attributes)])
     return f"<think>\n{think}\n</think>\n<answer>{answer}</answer>"
 
 

@@ -9,7 +9,7 @@
     ae110k       AE-110K title + attribute-value JSONL (ExtractGPT layout), folder or one file
     oamine       OA-Mine, same layout as ae110k
     matching     product matching tables (tableA/tableB + labelled pairs) -> query/corpus retrieval splits
-    implicitave  ImplicitAVE-style TSV with closed-set attribute options
+    implicitave  ImplicitAVE as published (evaluation_data/ + training_data/ TSVs, options_*.json, images/)
 
 A loader's `load(ctx) -> Loaded` only reads its format and yields `Row`s (a candidate record plus the file and
 1-based line it came from). This module does what is common: validates each record with
@@ -51,7 +51,7 @@ SOURCES: dict[str, SourceSpec] = {
     "ae110k": SourceSpec("data_prep.ae110k", "AE-110K title + attribute-value JSONL (folder with train/test)"),
     "oamine": SourceSpec("data_prep.ae110k", "OA-Mine title + attribute-value JSONL (folder with train/test)"),
     "matching": SourceSpec("data_prep.matching", "matching tables tableA/tableB.csv + labelled pairs"),
-    "implicitave": SourceSpec("data_prep.implicitave", "ImplicitAVE-style TSV with attribute options"),
+    "implicitave": SourceSpec("data_prep.implicitave", "ImplicitAVE root folder or one of its TSVs, options_*.json, images/"),
 }
 
 
@@ -72,6 +72,7 @@ class Loaded:
     files: list[Path]  # the files read, for messages such as "empty dataset"
     total: int | None = None  # expected number of rows, for the progress bar
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+    summary: dict[str, Any] | None = None  # what the loader found (e.g. per domain), shown in the report
 
 
 def where(file: Path | str, line: int, record_id: Any = None) -> str:
@@ -155,7 +156,7 @@ def convert_source(
     """Convert `input` (format given by `source`) into a moon-rl catalog at `out`; returns a report dict:
 
     {"source", "input", "out", "records", "groups", "images", "skipped", "skip_reasons" (first few),
-     "splits" (name -> count), "seconds"}
+     "splits" (name -> count), "summary" (when the loader gives one, e.g. per-domain counts), "seconds"}
     """
     start = time.perf_counter()
     input, out = Path(input), Path(out)
@@ -214,6 +215,7 @@ def convert_source(
         "skipped": ctx.skipped,
         "skip_reasons": list(ctx.skip_reasons),
         "splits": {name: len(ids) for name, ids in splits.items()},
+        **({"summary": loaded.summary} if loaded.summary else {}),
         "seconds": round(time.perf_counter() - start, 3),
     }
 
@@ -226,6 +228,8 @@ def format_report(report: dict[str, Any]) -> str:
     ]
     if report["splits"]:
         lines.append("splits: " + ", ".join(f"{k}={v}" for k, v in report["splits"].items()))
+    for name, stats in (report.get("summary") or {}).items():
+        lines.append(f"{name}: " + ", ".join(f"{k}={v}" for k, v in stats.items()))
     if report["skipped"]:
         lines.append(f"skipped {report['skipped']} bad rows; first reasons:")
         lines.extend(f"  {reason}" for reason in report["skip_reasons"])

@@ -26,7 +26,8 @@ with the product's `group_id`, so a product and the queries that found it are po
 loss; its SFT target is the trace over the attributes the query states.
 
 Bad data fails before anything is written: a missing image file, an SFT record without attributes, a malformed
-teacher `reasoning`, each with the record named; schema errors (empty title, duplicate id, ...) come from
+teacher `reasoning`, each with the record named (`--on-error skip` drops those records instead and reports how
+many and the first ids); schema errors (empty title, duplicate id, ...) come from
 `data_prep.schema`.
 """
 
@@ -38,10 +39,12 @@ from pathlib import Path
 from typing import Any
 
 from data_prep.formats import QUERY_INSTRUCTION, build_trace, find_mention, image_paths, prompt_text, user_message
-from data_prep.schema import PRODUCTS_FILE, Product, RecordError, load_catalog
+from data_prep.schema import META_FILE, PRODUCTS_FILE, Product, RecordError, load_catalog
 from moon_rl.errors import MoonError
 
 TASKS = ("sft", "grpo")
+ON_ERROR_CHOICES = ("stop", "skip")
+MAX_SKIPPED_SHOWN = 10  # skipped ids named in the report; the count covers all
 
 
 def _features(task: str, with_images: bool):
@@ -102,13 +105,48 @@ def _check(task: str, products: list[Product], catalog_dir: Path, use_images: bo
         if task == "sft" and not product.attributes:
             raise MoonError(
                 f"{source}: record id={product.id!r}: field 'attributes' is empty ({n_bare} of {len(products)} "
-                "records in this split have none); SFT targets are built from the attributes, so add them or drop "
-                "those records (GRPO and evaluation accept them)"
+                "records in this split have none); SFT targets are built from the attributes, so add them, drop "
+                "those records, or pass --on-error skip (GRPO and evaluation accept them)"
             )
         if use_images:
             image_paths(product, catalog_dir)
         if task == "sft" and product.reasoning:
             build_trace(product)  # raises on a malformed teacher trace
+
+
+def usable_products(
+    task: str, products: list[Product], catalog_dir: Path, use_images: bool, on_error: str = "stop"
+) -> tuple[list[Product], list[tuple[str, str]]]:
+    """(the products the task can use, [(id, reason)] of those it cannot). "stop" raises at the first one
+    (`_check`'s message); "skip" runs the same checks record by record and drops the ones that fail."""
+    if on_error not in ON_ERROR_CHOICES:
+        raise MoonError(f"--on-error {on_error!r}: choose one of {list(ON_ERROR_CHOICES)}")
+    if on_error == "stop":
+        _check(task, products, catalog_dir, use_images)
+        return products, []
+    kept, skipped = [], []
+    for product in products:
+        try:
+            _check(task, [product], catalog_dir, use_images)
+        except MoonError as err:
+            skipped.append((product.id, str(err)))
+        else:
+            kept.append(product)
+    if not kept:
+        raise MoonError(f"{catalog_dir / PRODUCTS_FILE}: no record left for --task {task}: all {len(products)} were "
+                        f"skipped; first: {skipped[0][1]}")
+    return kept, skipped
+
+
+def _image_attributes(catalog_dir: Path) -> list[str] | str | None:
+    """The catalog's own word on which attributes its images show (catalog.json "image_attributes")."""
+    path = catalog_dir / META_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("image_attributes")
+    except (json.JSONDecodeError, AttributeError, UnicodeDecodeError):
+        return None
 
 
 def prepare_task(
@@ -120,8 +158,14 @@ def prepare_task(
     with_images: bool = True,
     query_rows: bool = True,
     progress: bool = True,
+    on_error: str = "stop",
+    report: dict[str, Any] | None = None,
 ):
-    """Build the `task` dataset from one split of a catalog; save it to `out_dir` when given. Returns it."""
+    """Build the `task` dataset from one split of a catalog; save it to `out_dir` when given. Returns it.
+
+    `on_error="skip"` drops the records the task cannot use (an SFT record without attributes, ...) instead of
+    failing; `report`, when given, receives {"skipped": n, "skipped_ids": first ids, "skip_reasons": first few}.
+    """
     from datasets import Dataset
     from tqdm.auto import tqdm
 
@@ -133,7 +177,14 @@ def prepare_task(
     except (RecordError, FileNotFoundError) as err:
         raise MoonError(str(err)) from None
     use_images = with_images and any(p.images for p in products)
-    _check(task, products, catalog_dir, use_images)
+    products, skipped = usable_products(task, products, catalog_dir, use_images, on_error)
+    if report is not None:
+        report.update(
+            skipped=len(skipped),
+            skipped_ids=[i for i, _ in skipped[:MAX_SKIPPED_SHOWN]],
+            skip_reasons=[r for _, r in skipped[:3]],
+        )
+    image_attributes = _image_attributes(catalog_dir)
 
     rows = []
     for product in tqdm(products, desc=f"prepare {task} ({split})", unit="product", disable=not progress):
@@ -143,7 +194,7 @@ def prepare_task(
             paths = image_paths(product, catalog_dir)
             images = [{"bytes": p.read_bytes(), "path": str(p.relative_to(catalog_dir))} for p in paths]
         messages = [user_message(prompt_text(product), len(images or []), parts=use_images)]
-        trace = build_trace(product, has_images=use_images) if task == "sft" else None
+        trace = build_trace(product, has_images=use_images, image_attributes=image_attributes) if task == "sft" else None
         rows.append(_row(task, product, messages, images, trace))
         if not query_rows:
             continue

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import typer
 
-from moon_rl.cli.common import run_guarded
+from moon_rl.cli.common import echo_err, run_guarded
 from moon_rl.errors import MoonError
 
 data_app = typer.Typer(
@@ -77,6 +77,8 @@ def _prepare(
             "give --task sft|grpo (build a dataset from --catalog), --source (convert --input into a catalog), "
             "or both (convert into OUT/catalog, then build OUT/<task>)"
         )
+    if on_error not in ("stop", "skip"):
+        raise MoonError(f"--on-error {on_error!r}: choose 'stop' or 'skip'")
     field_map = parse_map(mapping)
     if source is not None:
         if input_path is None:
@@ -85,8 +87,6 @@ def _prepare(
             raise MoonError(
                 "--catalog is not used with --source: the converted catalog goes to --out (or OUT/catalog with --task)"
             )
-        if on_error not in ("stop", "skip"):
-            raise MoonError(f"--on-error {on_error!r}: choose 'stop' or 'skip'")
         try:
             from data_prep.sources import convert_source
         except ImportError as err:
@@ -109,8 +109,17 @@ def _prepare(
     elif input_path is not None or mapping:
         raise MoonError("--input and --map only apply with --source")
 
-    dataset = prepare_task(task, catalog, out, split=split, with_images=images, query_rows=query_rows)
+    skipped: dict = {}
+    dataset = prepare_task(
+        task, catalog, out, split=split, with_images=images, query_rows=query_rows, on_error=on_error, report=skipped
+    )
     summary = {"out": str(out), "task": task, "split": split, "rows": len(dataset), "columns": dataset.column_names}
+    if skipped.get("skipped"):
+        summary.update(skipped)
+        echo_err(
+            f"skipped {skipped['skipped']} records --task {task} cannot use; first ids: {skipped['skipped_ids']}; "
+            f"first reason: {skipped['skip_reasons'][0]}"
+        )
     typer.echo(json.dumps(summary, indent=2))
 
 
@@ -118,7 +127,10 @@ _OUT_HELP = "Output folder: the dataset, the converted catalog, or both as OUT/c
 _IMAGES_HELP = "Put product images in the prompt (--no-images for text-only models)."
 _QUERY_HELP = "Add one text-only row per search query, sharing the product's group_id (contrastive positives)."
 _MAP_HELP = "FIELD=COLUMN: take schema FIELD from raw COLUMN (repeatable; with --source)."
-_ON_ERROR_HELP = "Bad raw record (with --source): stop, failing with it named, or skip it and count it in the report."
+_ON_ERROR_HELP = (
+    "A bad raw record (--source) or one the --task cannot use (an SFT record without attributes): stop, "
+    "failing with it named, or skip it, counted in the report with the first ids."
+)
 _REMOTE_HELP = "Allow downloading images given as http(s) URLs (with --source)."
 
 

@@ -286,40 +286,7 @@ def count_rows(path: Path) -> int:
         return sum(1 for _ in csv.reader(fh)) - 1
 
 
-# ---------------------------------------------------------------- implicitave
-
-IAVE_HEADER = ["id", "images", "category", "texts", "attribute_names", "attribute_values", "options"]
-OPTIONS = json.dumps({"Sleeve Style": ["Long Sleeve", "Short Sleeve"], "Neckline": ["V-Neck", "Crew Neck"]})
-
-
-def test_implicitave_closed_set_records(tmp_path):
-    png(tmp_path / "iave" / "images" / "1.png")
-    write_csv(tmp_path / "iave" / "train.tsv", IAVE_HEADER, [
-        ["p1", "images/1.png", "Clothing > Tops", '["Cotton tee", "breathable"]', '["Sleeve Style", "Neckline"]',
-         '["Short Sleeve", "V-Neck"]', OPTIONS],
-    ], delimiter="\t")
-    write_csv(tmp_path / "iave" / "test.tsv", IAVE_HEADER, [
-        ["p2", "", "Clothing", "Wool jumper", "Sleeve Style", "Long Sleeve", OPTIONS],
-    ], delimiter="\t")
-    report = convert_source("implicitave", tmp_path / "iave", tmp_path / "out")
-    assert report["splits"] == {"train": 1, "test": 1} and report["images"] == 1
-    products = {p.id: p for p in load_catalog(tmp_path / "out")}
-    assert products["p1"].title == "Cotton tee" and products["p1"].description == "breathable"
-    assert products["p1"].attributes == {"Sleeve Style": "Short Sleeve", "Neckline": "V-Neck"}
-    assert products["p2"].options == json.loads(OPTIONS) and products["p2"].images == []
-
-
-def test_implicitave_value_outside_options_is_a_bad_row(tmp_path):
-    path = write_csv(tmp_path / "d.tsv", IAVE_HEADER, [
-        ["p1", "", "Clothing", "Tee", "Sleeve Style", "Short Sleeve", OPTIONS],
-        ["p2", "", "Clothing", "Tee", "Sleeve Style", "Three-quarter", OPTIONS],
-        ["p3", "", "Clothing", "Tee", "Fit", "Slim", OPTIONS],
-    ], delimiter="\t")
-    with pytest.raises(MoonError, match=rf"{path}:3 \(id='p2'\): field 'attribute_values': value 'Three-quarter'"):
-        convert_source("implicitave", path, tmp_path / "out")
-    report = convert_source("implicitave", path, tmp_path / "out", on_error="skip")
-    assert report["records"] == 1 and report["skipped"] == 2
-    assert "no options for attribute 'Fit'" in report["skip_reasons"][1]
+# ---------------------------------------------------------------- implicitave: tests/data_prep/test_implicitave.py
 
 
 # ---------------------------------------------------------------- CLI
