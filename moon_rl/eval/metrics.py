@@ -22,10 +22,15 @@ Classification: `level_accuracy(pred_paths, gold_paths)` (accuracy at each level
 Attributes: `attribute_metrics(completions, golds, options)` parses answers with
 `reward_fns.parsing.parse_answer` and matches them with `reward_fns.attributes` (the code the
 `attribute_f1` / `attribute_choice` rewards use), so evaluation and training agree on what is right.
+`majority_attribute_metrics(golds, options, reference)` scores the majority-option baseline (each attribute's
+most frequent value) the same way, on the same records.
+
+Pairwise: `pairwise_accuracy(completions, winners)`, the `pairwise_choice` reward's verdict averaged.
 """
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -278,3 +283,54 @@ def attribute_metrics(
         "parse_rate": parsed / len(golds),
         "n_records": len(golds),
     }
+
+
+def majority_values(attribute_dicts: Sequence[Mapping[str, str]]) -> dict[str, str]:
+    """Each attribute name's most frequent value (ties: the value seen first).
+
+    >>> majority_values([{"sleeve": "long"}, {"sleeve": "short", "neck": "v"}, {"sleeve": "short"}])
+    {'sleeve': 'short', 'neck': 'v'}
+    """
+    counts: dict[str, dict[str, int]] = defaultdict(dict)
+    for attrs in attribute_dicts:
+        for name, value in attrs.items():
+            counts[name][value] = counts[name].get(value, 0) + 1
+    return {name: max(values, key=values.__getitem__) for name, values in counts.items()}
+
+
+def majority_attribute_metrics(
+    golds: Sequence[Mapping[str, str]],
+    options: Sequence[Mapping[str, Sequence[str]]] | None = None,
+    reference: Sequence[Mapping[str, str]] = (),
+) -> dict[str, Any]:
+    """`attribute_metrics` of the majority-option baseline: every record answered with each of its attributes'
+    most frequent value in `reference` (the train split), or among `golds` for names `reference` lacks (a
+    slightly optimistic baseline: it has seen the evaluated labels). The floor a model must beat: on a
+    closed-set catalog whose values are skewed, always answering the commonest option already scores."""
+    table = {**majority_values(golds), **majority_values(reference)}
+    completions = [f"<answer>{json.dumps({n: table[n] for n in gold}, ensure_ascii=False)}</answer>" for gold in golds]
+    out = attribute_metrics(completions, golds, options)
+    from_reference = sum(n in majority_values(reference) for gold in golds for n in gold)
+    out["values_from"] = "train split" if from_reference == sum(len(g) for g in golds) else (
+        "evaluated records" if not from_reference else "train split, else the evaluated records"
+    )
+    return out
+
+
+# ---- pairwise ----------------------------------------------------------------------------------
+
+
+def pairwise_accuracy(completions: Sequence[str], winners: Sequence[str]) -> dict[str, Any]:
+    """Share of A-vs-B pairs whose answer names the labelled winner (`reward_fns.pairwise.PairwiseChoiceReward`,
+    so evaluation and the GRPO reward agree); `answered` is the share with a parsable A/B choice.
+
+    >>> pairwise_accuracy(["<answer>A</answer>", "<answer>A</answer>", "no answer"], ["a", "b", "a"])
+    {'accuracy': 0.3333333333333333, 'answered': 0.6666666666666666, 'n_pairs': 3}
+    """
+    from reward_fns.pairwise import PairwiseChoiceReward, parse_choice
+
+    if len(completions) != len(winners) or not winners:
+        raise ValueError("need one completion per labelled pair, and at least one")
+    scores = PairwiseChoiceReward()(list(completions), winner=list(winners))
+    answered = sum(parse_choice(c) in ("a", "b") for c in completions)
+    return {"accuracy": sum(s or 0.0 for s in scores) / len(winners), "answered": answered / len(winners), "n_pairs": len(winners)}

@@ -105,12 +105,17 @@ def markdown_report(metrics: dict[str, Any], plots: dict[str, str]) -> str:
 
     if any("attributes" in m for m in models.values()):
         out += ["## Attributes", ""]
+        # Model-free baselines (the majority option, on the same records) sit in columns after the models.
+        columns = {**models, **{b: r for b, r in metrics.get("baselines", {}).items() if "attributes" in r}}
+        cols = list(columns)
         rows = [
-            [metric, *[_get(models[n], "attributes", metric) for n in names]]
+            [metric, *[_get(columns[n], "attributes", metric) for n in cols]]
             for metric in ("micro_f1", "precision", "recall", "closed_set_accuracy", "parse_rate", "n_records")
         ]
-        rows += [[f"accuracy: {a}", *[_get(models[n], "attributes", "per_attribute", a) for n in names]] for a in _ordered_keys(models, "attributes", "per_attribute")]
-        out += _table(["metric", *names], rows, 1) + [""]
+        rows += [[f"accuracy: {a}", *[_get(columns[n], "attributes", "per_attribute", a) for n in cols]] for a in _ordered_keys(columns, "attributes", "per_attribute")]
+        out += _table(["metric", *cols], rows, 1) + [""]
+        if len(cols) > len(names):
+            out += ["The majority option answers each attribute with its commonest value in the train split.", ""]
 
     training = {k[len("training/") :]: v for k, v in plots.items() if k.startswith("training/")}
     if training:

@@ -109,6 +109,11 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
         "config": dataclasses.asdict(cfg),
         "models": {},
     }
+    if "attributes" in cfg.tasks:
+        from moon_rl.eval.tasks import majority_baseline
+
+        # Model-free, so computed once; the report shows it as a column beside the models.
+        metrics["baselines"] = {"majority option": {"attributes": majority_baseline(data, cfg.max_attribute_records)}}
     names = model_names(paths)
     for name, path in zip(names, paths):
         print(f"== evaluating {name} ({path})", flush=True)

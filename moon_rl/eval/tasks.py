@@ -19,7 +19,8 @@ Classification (accuracy at each level of the category path):
 
 Attributes: the model's own completion for each test product (the reasoning generated while encoding it,
 or a fresh greedy generation when products are encoded without reasoning), scored by
-`metrics.attribute_metrics` (the attribute rewards' parsing and matching).
+`metrics.attribute_metrics` (the attribute rewards' parsing and matching). The majority-option baseline
+(`majority_baseline`: each attribute's commonest value in the train split) is scored on the same records.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 
 import torch
 
-from data_prep.schema import SPLITS_DIR, Product, RecordError, load_catalog, read_split_ids
+from data_prep.schema import SPLITS_DIR, Product, RecordError, load_catalog
 from moon_rl.errors import MoonError
 from moon_rl.eval import metrics as M
 from moon_rl.inference import MoonModel, Query
@@ -95,9 +96,25 @@ def load_eval_data(catalog_dir: str | Path, max_products: int, max_queries: int)
     if test is None:
         notes.append("no splits/test.txt: every product is in the evaluation corpus")
         test = everything
-    elif not read_split_ids(catalog_dir, "train"):
-        notes.append("empty train split: k-NN classification skipped")
+    elif not train:
+        # The train split only feeds the k-NN vote; retrieval, zero-shot classification and attributes run without.
+        has_train = (catalog_dir / SPLITS_DIR / "train.txt").is_file()
+        notes.append(f"{'empty' if has_train else 'no'} train split: k-NN classification skipped")
     return EvalData(catalog_dir, _cap_by_group(test, max_products), train, categories, notes=notes)
+
+
+def attribute_records(data: EvalData, cap: int) -> list[tuple[int, Product]]:
+    """(corpus index, product) of the products scored for attributes: the first `cap` with attributes."""
+    return [(i, p) for i, p in enumerate(data.corpus) if p.attributes][:cap]
+
+
+def majority_baseline(data: EvalData, cap: int) -> dict[str, Any]:
+    """The majority-option baseline on the same records `TaskRunner.attributes` scores (no model involved)."""
+    records = attribute_records(data, cap)
+    if not records:
+        return {"skipped": "no test product has attributes"}
+    golds = [p.attributes for _, p in records]
+    return M.majority_attribute_metrics(golds, [p.options for _, p in records], [p.attributes for p in data.train])
 
 
 class TaskRunner:
@@ -201,7 +218,7 @@ class TaskRunner:
     # ---- attributes --------------------------------------------------------------------------
 
     def attributes(self) -> dict[str, Any]:
-        records = [(i, p) for i, p in enumerate(self.data.corpus) if p.attributes][: self.cfg.max_attribute_records]
+        records = attribute_records(self.data, self.cfg.max_attribute_records)
         if not records:
             return {"skipped": "no test product has attributes"}
         if self.cfg.reasoning and self._corpus is not None:
