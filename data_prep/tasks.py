@@ -126,6 +126,9 @@ def usable_products(
         return products, []
     kept, skipped = [], []
     for product in products:
+        if task == "sft" and not product.attributes:  # the common case (AE-110K has 32): a short reason
+            skipped.append((product.id, f"id={product.id!r}: field 'attributes' is empty (no SFT target)"))
+            continue
         try:
             _check(task, [product], catalog_dir, use_images)
         except MoonError as err:

@@ -156,6 +156,26 @@ def test_record_without_attributes_fails_for_sft_only(tmp_path):
     assert json.loads(prepare_task("grpo", cat, None, progress=False)[0]["attributes"]) == {}
 
 
+def test_on_error_skip_drops_what_the_task_cannot_use_and_names_it(tmp_path):
+    products = [
+        Product(id="a1", title="Halden Navy Shirt", category="Clothing > Tops > Shirts", attributes={"colour": "navy"}),
+        Product(id="a2", title="Plain Shirt", category="Clothing > Tops > Shirts"),
+        Product(id="a3", title="Missing Image Shirt", category="Clothing > Tops > Shirts", attributes={"colour": "red"},
+                images=["images/none.png"]),
+    ]
+    write_catalog(tmp_path / "cat", products, splits={"train": ["a1", "a2", "a3"]})
+    with pytest.raises(MoonError, match=r"id='a2'.*'attributes' is empty.*--on-error skip"):
+        prepare_task("sft", tmp_path / "cat", None, with_images=False, progress=False)
+    report: dict = {}
+    ds = prepare_task("sft", tmp_path / "cat", None, with_images=False, progress=False, on_error="skip", report=report)
+    assert ds["id"] == ["a1", "a3"] and report["skipped"] == 1 and report["skipped_ids"] == ["a2"]
+    assert "'attributes' is empty" in report["skip_reasons"][0]
+    # With images, a3's missing file is one more record the task cannot use.
+    ds = prepare_task("sft", tmp_path / "cat", None, progress=False, on_error="skip", report=report)
+    assert ds["id"] == ["a1"] and report["skipped"] == 2 and report["skipped_ids"] == ["a2", "a3"]
+    assert "none.png" in report["skip_reasons"][1]
+
+
 def test_schema_errors_surface_as_moon_errors(tmp_path):
     cat = _tiny_catalog(tmp_path / "cat")
     lines = (cat / "products.jsonl").read_text().replace('"Halden Navy Shirt"', '""')
