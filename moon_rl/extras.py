@@ -41,7 +41,11 @@ class EmbeddingArgs:
     embedding_dim: int = dataclasses.field(default=256, metadata={"help": "Output size of the embedding head."})
     pooling: str = dataclasses.field(
         default="mean",
-        metadata={"help": "How hidden states become one vector: 'mean' over the reasoning span, 'last' token, or 'fusion' (multi-head modality fusion)."},
+        metadata={
+            "help": "How hidden states become one vector: 'mean' over the reasoning span, 'last' token, 'fusion' (multi-head "
+            "modality fusion), or 'input': the mean over the record's own text (title + brand/model number, no template, "
+            "no reasoning) in a short forward of its own, the sentence-transformers path (text models)."
+        },
     )
     # Not `temperature`: GRPOConfig already uses that name for the sampling temperature.
     contrastive_temperature: float = dataclasses.field(default=0.05, metadata={"help": "InfoNCE softmax temperature."})
@@ -137,6 +141,8 @@ class MoonExtras(nn.Module):
         info: dict[str, float] = {}
         if self.args.pooling == "mean":
             pooled = mean_pool(hidden, masks["reasoning"])
+        elif self.args.pooling == "input":  # a plain-text forward of its own (`embedding.backbone_hidden`)
+            pooled = mean_pool(hidden, masks["text"])
         elif self.args.pooling == "last":
             pooled = last_token_pool(hidden, masks["reasoning"])
         else:
@@ -155,7 +161,7 @@ class MoonExtras(nn.Module):
             for layer, norm in zip(self.residual.target_layers, self.residual.gate_norms()):
                 info[f"residual_gate_norm/layer{layer}"] = norm
         embeddings = self.head(pooled)  # (B, D)
-        span = masks["reasoning"] if self.args.pooling != "fusion" else masks["reasoning"] | masks["image"] | masks["text"]
+        span = {"fusion": masks["reasoning"] | masks["image"] | masks["text"], "input": masks["text"]}.get(self.args.pooling, masks["reasoning"])
         empty = ~span.bool().any(dim=1)  # (B,)
         if bool(empty.any()):
             embeddings = embeddings.masked_fill(empty[:, None], 0.0)
@@ -222,6 +228,22 @@ def detached_extras(model: nn.Module):
     finally:
         if extras is not None:
             target._modules[ATTR] = extras
+
+
+@contextlib.contextmanager
+def residual_suspended(model: nn.Module):
+    """Run `model` without the residual module's hooks: the reference pass of a PEFT policy (adapters disabled)
+    must be the initial model, and the residual starts as the identity (zero gates) but trains."""
+    extras = get_extras(model)
+    residual = extras.residual if extras is not None else None
+    if residual is None:
+        yield
+        return
+    residual.detach()
+    try:
+        yield
+    finally:
+        residual.attach(peft_base(model))
 
 
 def save_extras(extras: MoonExtras, out_dir: str | Path) -> None:

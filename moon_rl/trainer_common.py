@@ -26,7 +26,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from moon_rl.checkpoints import clear_complete, mark_complete, rotate_checkpoints
+from trl.trainer.callbacks import SyncRefModelCallback
+
+from moon_rl.checkpoints import clear_complete, mark_complete, rotate_checkpoints, save_errors
 from moon_rl.distributed import gather_with_grad
 from moon_rl.errors import MoonError
 from moon_rl.extras import (
@@ -62,6 +64,86 @@ def setup_extras(model: nn.Module, args: EmbeddingArgs, seed: int, extras_dir: s
             )
         return extras
     return attach_extras(model, MoonExtras.for_model(model, args, seed=seed))
+
+
+def default_run_name(model: str | nn.Module) -> str:
+    """What TRL names a run built with `args=None` (`f"{name}-GRPO"`, `f"{name}-SFT"`): the model id's last part."""
+    from trl.trainer.utils import get_config_model_id
+
+    name = model if isinstance(model, str) else get_config_model_id(model.config)
+    return name.rstrip("/").split("/")[-1]
+
+
+class BackboneSyncRefModelCallback(SyncRefModelCallback):
+    """TRL's `SyncRefModelCallback` on the backbone only. TRL zips the policy's parameters with the reference's
+    (`strict=True`); the reference is built from the backbone, so the add-ons must be out of the policy then."""
+
+    def on_step_end(self, args, state, control, **kwargs):
+        with detached_extras(kwargs["model"]):
+            return super().on_step_end(args, state, control, **kwargs)
+
+
+def use_backbone_only_ref_sync(trainer) -> None:
+    """Swap TRL's ref-model sync callback (added by `GRPOTrainer.__init__` with `sync_ref_model=True`) for
+    `BackboneSyncRefModelCallback`."""
+    callbacks = trainer.callback_handler.callbacks
+    for i, callback in enumerate(callbacks):
+        if type(callback) is SyncRefModelCallback:
+            callbacks[i] = BackboneSyncRefModelCallback(ref_model=callback.ref_model, accelerator=callback.accelerator)
+
+
+def extras_needed(args: EmbeddingArgs, embeddings_wanted: bool = False, extras_dir: str | Path | None = None) -> bool:
+    """Does a training run attach any add-on? Only when something uses one: the contrastive term, a MOON3.0 module
+    the config asks for (the residual is part of the forward; a fusion head is what the run is asked to save),
+    a reward that reads rollout embeddings, or a saved head to continue from (carried through, see
+    `attach_for_training`). Otherwise the policy is the backbone alone and the trainer is TRL's exactly: no
+    extra parameters, optimizer state, forward work or saved files."""
+    return args.contrastive_weight > 0 or args.residual_enhancement or args.pooling == "fusion" or embeddings_wanted or extras_dir is not None
+
+
+def attach_for_training(model: nn.Module, args: EmbeddingArgs, seed: int, extras_dir: str | Path | None = None,
+                        embeddings_wanted: bool = False) -> MoonExtras | None:
+    """The add-ons a trainer attaches after TRL has wrapped the model (PEFT would otherwise freeze them), or None.
+
+    With the contrastive term off, the pooling head (and fusion) gets no gradient, so it is frozen: out of the
+    optimizer, out of DDP's reducer (which fails on trainable parameters that never get a gradient), and out of
+    the "every trainable parameter changed" check TRL users run; a saved head is then carried through unchanged.
+    The residual module, if any, is part of the forward pass and stays trainable.
+    """
+    if not extras_needed(args, embeddings_wanted, extras_dir):
+        return None
+    # fork_rng: building the head must not move the global RNG (sampling, LoRA dropout), or the equivalence
+    # with the unmodified TRL trainers breaks.
+    with torch.random.fork_rng(devices=[]):
+        extras = setup_extras(model, args, seed=seed, extras_dir=extras_dir)
+    if args.contrastive_weight == 0:
+        for module in (extras.head, extras.fusion):
+            if module is not None:
+                module.requires_grad_(False)
+    return extras
+
+
+def dataset_column(dataset, name: str) -> list | None:
+    """A column of a training set, or None (absent, or an iterable dataset that cannot be read up front)."""
+    present = name in (getattr(dataset, "column_names", None) or [])
+    return list(dataset[name]) if present and hasattr(dataset, "__len__") else None
+
+
+def check_positives_possible(anchors_per_batch: int, group_ids: list | None, batch_hint: str) -> None:
+    """With the contrastive term on, refuse (before training starts) a run in which no anchor can ever have a
+    positive: the head would get no gradient and train silently on nothing.
+
+    `anchors_per_batch`: distinct rows the loss of one step can see together (GRPO: prompts per generation
+    batch; SFT: rows per batch over all processes). `group_ids`: the training set's `group_id` column, when known.
+    """
+    fix = (
+        "positives are rows that share a group_id (views of one product, queries that found it); "
+        f"{batch_hint}, give rows of one product the same group_id, or set contrastive_weight=0"
+    )
+    if anchors_per_batch < 2:
+        raise MoonError(f"the contrastive term has no positive pair: each batch holds {anchors_per_batch} distinct row(s); {fix}")
+    if group_ids is not None and len(group_ids) > 1 and len(set(map(str, group_ids))) == len(group_ids):
+        raise MoonError(f"the contrastive term has no positive pair: every training row has its own group_id; {fix}")
 
 
 def contrastive_loss(
@@ -130,7 +212,8 @@ class MoonTrainerMixin:
         limit = self.args.save_total_limit
         self.args.save_total_limit = None  # the parent would rotate before our marker exists; done below instead
         try:
-            super()._save_checkpoint(model, trial)
+            with save_errors(folder, run_dir):  # disk full / no permission: one line naming the last good checkpoint
+                super()._save_checkpoint(model, trial)
         finally:
             self.args.save_total_limit = limit
         self.accelerator.wait_for_everyone()  # sharded saves (DeepSpeed, FSDP): every process has written its part

@@ -8,12 +8,20 @@ term costs no second pass. Positives are rollouts of rows that share a `group_id
 product, a query that found it); rollouts of the same row are neither positives nor negatives; negatives
 are every other rollout in the batch, gathered across processes with gradient.
 
-With `contrastive_weight=0` and both MOON3.0 modules off, nothing is captured or added and training is
-step-for-step TRL's (tests/moon_rl/test_grpo_equivalence.py compares losses and gradients).
+With `contrastive_weight=0`, both MOON3.0 modules off and no reward reading embeddings, no add-on is attached
+at all (`trainer_common.extras_needed`): no extra parameters, optimizer state, forward work or saved files,
+no `id`/`group_id` columns needed, and training is step-for-step TRL's (tests/moon_rl/test_grpo_equivalence.py
+compares losses, log-probs, gradients and updated weights). With the term off but `residual_enhancement` on,
+only the residual module trains (it is part of the forward); the head is attached frozen and saved as built.
+A saved head (`extras_dir`) is carried through frozen when the term is off.
 
 Overridden methods (everything else is TRL's), and why:
-- `__init__`: checks the vLLM extra up front, hands `embeddings` to rewards that need them, attaches the
-  embedding head (+ modules) after TRL has wrapped the model with PEFT, and checks the id columns.
+- `__init__`: builds a default `MoonGRPOConfig` for `args=None` as TRL does; checks the vLLM extra up front,
+  hands `embeddings` to rewards that need them, attaches the add-ons (if any) after TRL has wrapped the model
+  with PEFT, swaps TRL's ref-model sync callback for one that sees the backbone only
+  (`trainer_common.BackboneSyncRefModelCallback`: TRL zips policy and reference parameters), and, with the
+  term on, checks the id columns and refuses a batch shape or dataset in which no rollout has a positive
+  (warns for a shuffled iterable dataset, which the group-aware sampler cannot order).
 - `_get_train_sampler`: TRL's `RepeatSampler` with a group-aware order (`moon_rl.sampling.group_batches`),
   so the members of a group land in the same generation batch (and, with `hard_negatives_by`, groups of
   one category share it).
@@ -22,7 +30,8 @@ Overridden methods (everything else is TRL's), and why:
   `rollout_embeddings`.
 - `_generate_single_turn`: vLLM weight sync must not see the `moon_extras` parameters (the base
   architecture has no such weights), so they are detached around it. Untested here (no GPU); minimal.
-- `_get_per_token_logps_and_entropies`: when rollout embeddings are wanted, captures the hidden states of
+- `_get_per_token_logps_and_entropies`: runs TRL's reference pass of a PEFT policy (adapters disabled) without
+  the residual module's hooks, so the reference stays the initial model; when rollout embeddings are wanted, captures the hidden states of
   TRL's own no-grad policy pass instead of running another (see `rollout_embeddings`); and runs a batch
   chunk by chunk when one of TRL's chunks would hold no image (TRL would hand Qwen-VL an empty
   `pixel_values`; query rows make such batches common).
@@ -49,7 +58,7 @@ from trl.trainer.utils import RepeatSampler
 
 from moon_rl.capture import HiddenStateCapture, unwrap_model
 from moon_rl.errors import MoonError
-from moon_rl.extras import detached_extras, get_extras, image_token_id_of, modality_masks
+from moon_rl.extras import detached_extras, get_extras, image_token_id_of, modality_masks, residual_suspended
 from moon_rl.grpo.config import MoonGRPOConfig
 from moon_rl.grpo.rollout_embeddings import (
     CandidateBank,
@@ -64,7 +73,14 @@ from moon_rl.grpo.rollout_embeddings import (
 from moon_rl.ids import hash_labels
 from moon_rl.prepared_data import ID_COLUMNS
 from moon_rl.sampling import batch_clusters, group_batches
-from moon_rl.trainer_common import MoonTrainerMixin, setup_extras
+from moon_rl.trainer_common import (
+    MoonTrainerMixin,
+    attach_for_training,
+    check_positives_possible,
+    dataset_column,
+    default_run_name,
+    use_backbone_only_ref_sync,
+)
 
 GROUP_KEY, ROW_KEY, UID_KEY = "moon_group_ids", "moon_row_ids", "moon_rollout_uids"
 
@@ -100,8 +116,13 @@ class MoonGRPOTrainer(MoonTrainerMixin, GRPOTrainer):
     _tag_names = ["trl", "grpo", "moon-rl"]
 
     def __init__(self, model, reward_funcs=None, args: MoonGRPOConfig | None = None, *pos: Any, extras_dir: str | None = None, **kwargs: Any):
+        if args is None:  # as TRL does: a default config named after the model, with moon-rl's defaults
+            args = MoonGRPOConfig(output_dir=f"{default_run_name(model)}-GRPO")
         if not isinstance(args, MoonGRPOConfig):
-            raise MoonError(f"MoonGRPOTrainer needs a MoonGRPOConfig, got {type(args).__name__}")
+            raise MoonError(
+                f"MoonGRPOTrainer needs a MoonGRPOConfig, got {type(args).__name__}: it takes every GRPOConfig field; "
+                "MoonGRPOConfig(..., contrastive_weight=0) trains exactly like trl.GRPOTrainer"
+            )
         if args.use_vllm:
             from moon_rl.vllm_support import require_vllm
 
@@ -117,15 +138,30 @@ class MoonGRPOTrainer(MoonTrainerMixin, GRPOTrainer):
         self._reward_wants_embeddings = any(needs_embeddings(f) for f in funcs)
         funcs = [with_embeddings(f, self._reward_embeddings) if needs_embeddings(f) else f for f in funcs]
         super().__init__(model, funcs, args, *pos, **kwargs)
-        # Attach after PEFT wrapping (inside super) so the head stays trainable. fork_rng: building the head
-        # must not move the global RNG (sampling, LoRA dropout), or the weight-0 equivalence with TRL breaks.
-        with torch.random.fork_rng(devices=[]):
-            setup_extras(self.model, self.args, seed=self.args.seed, extras_dir=extras_dir)
+        attach_for_training(self.model, self.args, self.args.seed, extras_dir, embeddings_wanted=self._reward_wants_embeddings)
+        use_backbone_only_ref_sync(self)
         base = unwrap_model(self.model)
         self._policy_adapter = base.active_adapter if is_peft_model(base) else None
         if self.contrastive_on:
             self._check_id_columns()
             batch_clusters(self.train_dataset, self.args.hard_negatives_by)  # fail now, not at the first batch
+            check_positives_possible(
+                self.args.generation_batch_size // self.num_generations,
+                dataset_column(self.train_dataset, "group_id"),
+                "prompts per generation batch = generation_batch_size / num_generations "
+                f"({self.args.generation_batch_size} / {self.num_generations}): raise per_device_train_batch_size above "
+                "num_generations, or steps_per_generation / gradient_accumulation_steps (contrastive_bank keeps the split "
+                "generation batch together)",
+            )
+            if not hasattr(self.train_dataset, "__len__") and self.shuffle_dataset:
+                import warnings
+
+                warnings.warn(
+                    "the training set is an iterable dataset, which TRL shuffles as a stream: the group-aware batch order "
+                    "does not apply, so rows sharing a group_id meet in a generation batch (as positives) only by chance; "
+                    "stream rows of one group next to each other and set shuffle_dataset=False, or use a map-style Dataset",
+                    stacklevel=2,
+                )
         if (self._reward_wants_embeddings or self._bank_needed()) and (self.tools or self.rollout_func is not None):
             raise MoonError("rollout embeddings (retrieval reward, contrastive bank) do not support tools or rollout_func")
 
@@ -143,7 +179,8 @@ class MoonGRPOTrainer(MoonTrainerMixin, GRPOTrainer):
         missing = [c for c in ID_COLUMNS if c not in columns]
         if missing:
             raise MoonError(
-                f"the training dataset has no {missing} column(s); the contrastive loss needs 'id' and 'group_id' "
+                f"the training dataset has no {missing} column(s): the contrastive term needs 'id' (one per row, so a "
+                "row's own rollouts are not its positives) and 'group_id' (rows sharing it are positives) "
                 "(build GRPO data with `moon-rl data prepare --task grpo`) or set contrastive_weight=0"
             )
 
@@ -191,6 +228,9 @@ class MoonGRPOTrainer(MoonTrainerMixin, GRPOTrainer):
 
     def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None, **kwargs):
         scoring = self._scoring
+        if model is self.model and not self._policy_pass(model):  # TRL's reference pass: PEFT adapters disabled
+            with residual_suspended(model):  # the reference is the initial model, whose residual is the identity
+                return self._logps(model, input_ids, attention_mask, logits_to_keep, batch_size, **kwargs)
         if scoring is None or not scoring.want_embeddings or scoring.embeddings is not None or torch.is_grad_enabled() or not self._policy_pass(model):
             return self._logps(model, input_ids, attention_mask, logits_to_keep, batch_size, **kwargs)
         with HiddenStateCapture(model, capture_no_grad=True) as capture:

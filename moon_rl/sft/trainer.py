@@ -7,57 +7,81 @@ come from a forward hook on the backbone during that same forward (`moon_rl.capt
 so there is no second pass. The embedding head (`moon_rl.extras.MoonExtras`) is a submodule of the policy,
 trained by the same optimizer, and saved as `moon_extras.*` beside the adapter in every checkpoint.
 
-With `contrastive_weight=0` nothing is captured or added, the default HF sampler is kept, and training
-is step-for-step identical to `trl.SFTTrainer` (tests/moon_rl/test_sft.py checks the logged losses).
+With `contrastive_weight=0` and both MOON3.0 modules off, no add-on is attached at all
+(`trainer_common.extras_needed`), no `id`/`group_id` column is needed, TRL's collator and sampler are kept,
+and training is step-for-step identical to `trl.SFTTrainer` (tests/moon_rl/test_sft.py checks the logged
+losses and updated weights). With the term off but a module on, the head is attached frozen (saved as built)
+and the residual module, part of the forward, trains; a saved head (`extras_dir`) is carried through frozen.
 
 Overridden methods (everything else is TRL's):
-- `__init__`: wraps TRL's data collator so `id`/`group_id` travel as hashed tensors, and attaches the
-  embedding head after TRL has wrapped the model with PEFT (PEFT would otherwise freeze it); with
-  `contrastive_weight=0` the head is frozen (saved, but untouched).
-- `_set_signature_columns_if_needed`: keeps the `id` and `group_id` columns (and the `hard_negatives_by`
-  column), which HF `Trainer` would drop with `remove_unused_columns=True` (not arguments of `model.forward`).
+- `__init__`: builds a default `MoonSFTConfig` for `args=None` as TRL does; with the term on, checks the id
+  columns, refuses a batch shape or dataset in which no row has a positive, and wraps TRL's data collator so
+  `id`/`group_id` travel as hashed tensors; attaches the add-ons (if any) after TRL has wrapped the model
+  with PEFT (PEFT would otherwise freeze them).
+- `_set_signature_columns_if_needed`: with the term on, keeps the `id` and `group_id` columns (and the
+  `hard_negatives_by` column), which HF `Trainer` would drop with `remove_unused_columns=True` (not
+  arguments of `model.forward`).
 - `_get_train_sampler`: group-aware order (`moon_rl.sampling`) so that positives share a batch.
-- `compute_loss`: pops the id tensors, runs the parent inside the hidden-state capture, then adds the
-  weighted contrastive term *after* the parent has returned (it has one exit; nothing can skip the term),
-  and logs `nll`, `contrastive_loss` and `retrieval_accuracy` through TRL's `_metrics`.
+- `compute_loss`: logs `nll` (TRL's loss, the one extra metric with the term off); with the term on, pops the
+  id tensors, runs the parent inside the hidden-state capture, then adds the weighted contrastive term *after*
+  the parent has returned (it has one exit; nothing can skip the term), and logs `contrastive_loss` and
+  `retrieval_accuracy` through TRL's `_metrics`.
 Save/load of the head with checkpoints comes from `moon_rl.trainer_common.MoonTrainerMixin`.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from trl import SFTTrainer
 
+from data_prep.formats import embedding_text
 from moon_rl.capture import HiddenStateCapture
+from moon_rl.embedding import backbone_hidden, check_input_pooling, input_masks, tokenize_texts
 from moon_rl.errors import MoonError
 from moon_rl.extras import image_token_id_of, modality_masks
 from moon_rl.ids import hash_labels
 from moon_rl.sampling import GroupedSampler, batch_clusters
-from moon_rl.trainer_common import MoonTrainerMixin, contrastive_loss, setup_extras
+from moon_rl.sft.config import MoonSFTConfig
+from moon_rl.trainer_common import (
+    MoonTrainerMixin,
+    attach_for_training,
+    check_positives_possible,
+    contrastive_loss,
+    dataset_column,
+    default_run_name,
+)
 
 ID_COLUMNS = ("id", "group_id")
 GROUP_KEY, ROW_KEY = "moon_group_ids", "moon_row_ids"
+EMBED_IDS_KEY, EMBED_MASK_KEY = "moon_embed_input_ids", "moon_embed_attention_mask"
+TEXT_COLUMNS = ("title", "attributes")  # what pooling "input" embeds (`data_prep.formats.embedding_text`)
 
 
 class MoonCollator:
     """Wraps a TRL collator: takes `id`/`group_id` out of each example, collates the rest as TRL would, and
     adds them back as (B,) int64 hashes, the form that can be gathered across processes."""
 
-    def __init__(self, inner: Callable[[list[dict[str, Any]]], dict[str, Any]], drop: tuple[str, ...] = ()):
+    def __init__(self, inner: Callable[[list[dict[str, Any]]], dict[str, Any]], drop: tuple[str, ...] = (), embed_tokenizer=None):
         self.inner = inner
         self.drop = drop  # columns kept only for the sampler (hard_negatives_by), not for the model
+        self.embed_tokenizer = embed_tokenizer  # pooling "input": the rows' own text, tokenized for its own forward
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         examples = [{k: v for k, v in ex.items() if k not in self.drop} for ex in examples]  # copies: the VL collator edits examples in place
         ids = [ex.pop("id", None) for ex in examples]
         groups = [ex.pop("group_id", None) for ex in examples]
+        texts = [embedding_text(ex.pop("title", "") or "", ex.pop("attributes", None)) for ex in examples] if self.embed_tokenizer else None
         batch = self.inner(examples)
         if all(g is not None for g in groups) and all(i is not None for i in ids):
             batch[GROUP_KEY] = hash_labels(groups)
             batch[ROW_KEY] = hash_labels(ids)
+        if texts is not None:
+            embed = tokenize_texts(self.embed_tokenizer, texts)
+            batch[EMBED_IDS_KEY], batch[EMBED_MASK_KEY] = embed["input_ids"], embed["attention_mask"]
         return batch
 
     def __getattr__(self, name: str) -> Any:  # TRL reads attributes of its collator (return_position_ids, ...)
@@ -72,26 +96,43 @@ class MoonSFTTrainer(MoonTrainerMixin, SFTTrainer):
 
     _tag_names = ["trl", "sft", "moon-rl"]
 
-    def __init__(self, *args: Any, extras_dir: str | None = None, **kwargs: Any):
-        super().__init__(*args, **kwargs)
+    def __init__(self, model, args: MoonSFTConfig | None = None, *pos: Any, extras_dir: str | None = None, **kwargs: Any):
+        if args is None:  # as TRL does: a default config named after the model, with moon-rl's defaults
+            args = MoonSFTConfig(output_dir=f"{default_run_name(model)}-SFT")
+        if not isinstance(args, MoonSFTConfig):
+            raise MoonError(
+                f"MoonSFTTrainer needs a MoonSFTConfig, got {type(args).__name__}: it takes every SFTConfig field; "
+                "MoonSFTConfig(..., contrastive_weight=0) trains exactly like trl.SFTTrainer"
+            )
+        super().__init__(model, args, *pos, **kwargs)
         if self.contrastive_on:
             batch_clusters(self.train_dataset, self.args.hard_negatives_by)  # fail now, naming the dataset's own columns
-        self.data_collator = MoonCollator(self.data_collator, drop=self._sampler_columns())
-        # Attach after PEFT wrapping (inside super) so the head stays trainable. fork_rng: building the head
-        # must not move the global RNG, which drives LoRA dropout and would break the equivalence with TRL.
-        with torch.random.fork_rng(devices=[]):
-            extras = setup_extras(self.model, self.args, seed=self.args.seed, extras_dir=extras_dir)
-        if not self.contrastive_on:
-            # No contrastive term: the pooling head gets no gradient, so keep it out of the optimizer and out of
-            # DDP's reducer (which fails on trainable parameters that never receive a gradient). The residual
-            # module, if any, is part of the forward pass and stays trainable.
-            for module in (extras.head, extras.fusion):
-                if module is not None:
-                    module.requires_grad_(False)
+            self._check_id_columns()
+            rows = self.args.per_device_train_batch_size * self.args.world_size
+            check_positives_possible(
+                rows, dataset_column(self.train_dataset, "group_id"),
+                f"rows per batch = per_device_train_batch_size x processes ({rows}): raise per_device_train_batch_size",
+            )
+            embed_tokenizer = self.processing_class if self.args.pooling == "input" else None
+            if embed_tokenizer is not None:
+                check_input_pooling(self.model, self.train_dataset, TEXT_COLUMNS[0])
+            self.data_collator = MoonCollator(self.data_collator, drop=self._sampler_columns(), embed_tokenizer=embed_tokenizer)
+        # After PEFT wrapping (inside super), so the head stays trainable; nothing at all with the term off.
+        attach_for_training(self.model, self.args, self.args.seed, extras_dir)
 
     @property
     def contrastive_on(self) -> bool:
         return self.args.contrastive_weight > 0
+
+    def _check_id_columns(self) -> None:
+        columns = getattr(self.train_dataset, "column_names", None)
+        missing = [c for c in ID_COLUMNS if c not in columns] if columns is not None else []  # iterable: first batch
+        if missing:
+            raise MoonError(
+                f"the training dataset has no {missing} column(s): the contrastive term needs 'id' (one per row) and "
+                "'group_id' (rows sharing it are positives) (build SFT data with `moon-rl data prepare --task sft`) "
+                "or set contrastive_weight=0"
+            )
 
     # ---- data -------------------------------------------------------------------------------------
 
@@ -101,7 +142,10 @@ class MoonSFTTrainer(MoonTrainerMixin, SFTTrainer):
 
     def _set_signature_columns_if_needed(self) -> None:
         super()._set_signature_columns_if_needed()
-        self._signature_columns = list(dict.fromkeys([*self._signature_columns, *ID_COLUMNS, *self._sampler_columns()]))
+        if not self.contrastive_on:
+            return
+        text = TEXT_COLUMNS if self.args.pooling == "input" else ()
+        self._signature_columns = list(dict.fromkeys([*self._signature_columns, *ID_COLUMNS, *self._sampler_columns(), *text]))
 
     def _get_train_sampler(self, train_dataset=None):
         if not self.contrastive_on:
@@ -116,28 +160,37 @@ class MoonSFTTrainer(MoonTrainerMixin, SFTTrainer):
     # ---- loss -------------------------------------------------------------------------------------
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        group_ids, row_ids = inputs.pop(GROUP_KEY, None), inputs.pop(ROW_KEY, None)
         if not self.contrastive_on:
             result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             self._log_nll(result[0] if return_outputs else result, num_items_in_batch)
             return result
+        group_ids, row_ids = inputs.pop(GROUP_KEY, None), inputs.pop(ROW_KEY, None)
         if group_ids is None:
             raise MoonError("batch has no group ids: the dataset needs 'id' and 'group_id' columns for the contrastive loss")
         labels, input_ids, attention_mask = inputs["labels"], inputs["input_ids"], inputs["attention_mask"]
+        embed = {"input_ids": inputs.pop(EMBED_IDS_KEY, None), "attention_mask": inputs.pop(EMBED_MASK_KEY, None)}
 
         # Training forwards run with grad; evaluation runs under no_grad, so capture those too there.
-        with HiddenStateCapture(model, capture_no_grad=not torch.is_grad_enabled()) as capture:
+        # Pooling "input" embeds the rows' plain text in a short forward of its own instead (see moon_rl.embedding).
+        capturing = self.args.pooling != "input"
+        with HiddenStateCapture(model, capture_no_grad=not torch.is_grad_enabled()) if capturing else contextlib.nullcontext() as capture:
             result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         loss, outputs = (result if return_outputs else (result, None))
         self._log_nll(loss, num_items_in_batch)
 
-        if not capture.chunks:
-            raise RuntimeError("the backbone forward was not captured; cannot compute the contrastive loss")
-        hidden = capture.chunks[0]  # the loss forward; later no-grad forwards only feed TRL's metrics
+        if not capturing:
+            if embed["input_ids"] is None:
+                raise RuntimeError("pooling 'input' but the batch carries no embedding text; the collator was replaced")
+            hidden = backbone_hidden(model, embed)  # (B, L_text, H), with grad
+            masks = input_masks(embed["attention_mask"])
+        else:
+            if not capture.chunks:
+                raise RuntimeError("the backbone forward was not captured; cannot compute the contrastive loss")
+            hidden = capture.chunks[0]  # the loss forward; later no-grad forwards only feed TRL's metrics
+            # The completion (reasoning trace) is where labels are kept; with completion_only_loss it is exactly that.
+            masks = modality_masks(input_ids, attention_mask, labels != -100, image_token_id_of(model))
         if hidden.size(0) != group_ids.size(0):
-            raise RuntimeError(f"captured {hidden.size(0)} rows but the batch has {group_ids.size(0)} group ids")
-        # The completion (reasoning trace) is where labels are kept; with completion_only_loss it is exactly that.
-        masks = modality_masks(input_ids, attention_mask, labels != -100, image_token_id_of(model))
+            raise RuntimeError(f"embedded {hidden.size(0)} rows but the batch has {group_ids.size(0)} group ids")
         extras = self.moon_extras()
         c_loss, stats, info = contrastive_loss(
             extras, hidden, masks, group_ids.to(hidden.device), row_ids.to(hidden.device), self.args.contrastive_temperature
