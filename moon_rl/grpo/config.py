@@ -40,7 +40,8 @@ REWARD_ERROR_MODES = ("raise", "skip")
 @dataclasses.dataclass
 class MoonGRPOConfig(GRPOConfig, EmbeddingArgs):
     """Joint GRPO + InfoNCE. See `EmbeddingArgs` for the head's fields; `contrastive_weight=0` with both
-    MOON3.0 modules off trains exactly like TRL's `GRPOTrainer`."""
+    MOON3.0 modules off trains exactly like TRL's `GRPOTrainer` (no add-on attached, no `id`/`group_id` columns
+    needed). `MoonGRPOTrainer(args=None)` builds one with these defaults, named after the model as TRL does."""
 
     rewards: list[str] | None = dataclasses.field(
         default=None,

@@ -28,7 +28,8 @@ from moon_rl.modeling import ModelArgs
 @dataclasses.dataclass
 class MoonSFTConfig(SFTConfig, EmbeddingArgs):
     """SFT cold start with a contrastive embedding head. See `EmbeddingArgs` for the head's fields;
-    `contrastive_weight=0` trains exactly like TRL's `SFTTrainer`."""
+    `contrastive_weight=0` with both MOON3.0 modules off trains exactly like TRL's `SFTTrainer` (no add-on
+    attached, no `id`/`group_id` columns needed). `MoonSFTTrainer(args=None)` builds one with these defaults."""
 
     completion_only_loss: bool | None = dataclasses.field(
         default=True,

@@ -90,6 +90,17 @@ def test_weight_zero_trains_exactly_like_sfttrainer(tiny_model_dir, sft_dataset_
     assert moon_lora.keys() == plain_lora.keys() and moon_lora
     for name in moon_lora:
         torch.testing.assert_close(moon_lora[name], plain_lora[name], rtol=1e-6, atol=1e-7, msg=name)
+    # Issue 20: with the term off nothing is attached: the same parameters and optimizer state as TRL's, and the
+    # same next-token log-probs after training.
+    assert moon.moon_extras() is None
+    assert dict(moon.model.named_parameters()).keys() == dict(plain.model.named_parameters()).keys()
+    assert len(moon.optimizer.state) == len(plain.optimizer.state) > 0
+    tok = getattr(processor, "tokenizer", processor)
+    ids = tok(["red cotton shirt with long sleeves"], return_tensors="pt")["input_ids"]
+    moon.model.eval(), plain.model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(moon.model(input_ids=ids).logits.log_softmax(-1), plain.model(input_ids=ids).logits.log_softmax(-1),
+                                   rtol=1e-5, atol=1e-6)
 
 
 # ---- what training changes -----------------------------------------------------------------------

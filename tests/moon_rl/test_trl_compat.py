@@ -108,6 +108,11 @@ GRPO_FEATURES = {
     "accumulation": dict(gradient_accumulation_steps=2),
     "generation_kwargs": dict(generation_kwargs={"top_k": 5, "repetition_penalty": 1.2}, temperature=0.9),
     "top_entropy_quantile": dict(top_entropy_quantile=0.5),
+    "gspo_sequence_level": dict(importance_sampling_level="sequence"),
+    "delta_clipping": dict(delta=2.0),
+    "bias_correction_kl": dict(beta=0.1, use_bias_correction_kl=True),
+    "cast_lm_head_to_fp32": dict(cast_lm_head_to_fp32=True),
+    "generation_batch_over_steps": dict(steps_per_generation=2),
 }
 
 
