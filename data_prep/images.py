@@ -91,8 +91,10 @@ def resolve_image_path(
             f"{ref!r}: image path escapes the catalog folder {root} (resolves to {path}); "
             "image paths must point inside the catalog folder"
         )
+    if path.is_dir():
+        raise MoonError(f"{ref!r}: is a folder ({path}), not an image file")
     if not path.is_file():
-        raise MoonError(f"{ref!r}: image file not found (looked for {path})")
+        raise MoonError(f"{ref!r}: image file not found: {path} does not exist")
     return path
 
 
@@ -223,3 +225,68 @@ class ImageStore:
             tmp.replace(dest)
         self.stored.add(rel)
         return rel
+
+
+# ---- every image a catalog's records name, checked before a dataset or a model sees it --------------
+
+
+def _record_lines(products_file: Path) -> dict[str, int]:
+    """id -> 1-based line in products.jsonl (read only when an error needs it)."""
+    import json
+
+    lines: dict[str, int] = {}
+    try:
+        with open(products_file, encoding="utf-8") as fh:
+            for number, line in enumerate(fh, 1):
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(record, dict) and isinstance(record.get("id"), str):
+                    lines.setdefault(record["id"], number)
+    except OSError:
+        pass
+    return lines
+
+
+def check_record_images(
+    products,
+    catalog_dir: str | Path,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    keep_bytes: bool = False,
+) -> dict[Path, bytes]:
+    """Resolve and fully decode every image the `products` (records of the catalog in `catalog_dir`) refer to.
+
+    The one door for image paths read from a catalog: each reference is resolved with symlinks followed and
+    must stay inside the catalog folder (`resolve_image_path`); each file is read under `max_bytes` and
+    decoded under `max_pixels` (`_decode_checked`). The first failure raises `MoonError` as
+    `CATALOG/products.jsonl:LINE (id='...'): field 'images': REF: what is wrong; how to fix`.
+    Returns {resolved path: verified bytes} when `keep_bytes` (so the caller stores exactly what was checked),
+    else an empty dict. A file shared by many records is checked once.
+    """
+    catalog_dir = Path(catalog_dir)
+    products_file = catalog_dir / "products.jsonl"
+    verified: dict[Path, bytes] = {}
+    seen: set[Path] = set()
+    for product in products:
+        for ref in product.images:
+            try:
+                path = resolve_image_path(ref, catalog_dir)
+                if path in seen:
+                    continue
+                data = _read_limited(path, repr(ref), max_bytes)
+                image, _ = _decode_checked(data, repr(ref), max_pixels)
+                image.close()
+            except MoonError as err:
+                line = _record_lines(products_file).get(product.id)
+                where = f"{products_file}:{line}" if line else str(products_file)
+                raise MoonError(
+                    f"{where} (id={product.id!r}): field 'images': {err}; fix or remove the image, "
+                    "or prepare with --no-images"
+                ) from None
+            seen.add(path)
+            if keep_bytes:
+                verified[path] = data
+    return verified

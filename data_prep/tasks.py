@@ -25,8 +25,10 @@ Query rows (on by default, `--no-query-rows` to drop): each search query of a pr
 with the product's `group_id`, so a product and the queries that found it are positives for the contrastive
 loss; its SFT target is the trace over the attributes the query states.
 
-Bad data fails before anything is written: a missing image file, an SFT record without attributes, a malformed
-teacher `reasoning`, each with the record named (`--on-error skip` drops those records instead and reports how
+Bad data fails before anything is written: an image path that leaves the catalog folder (`..`, an absolute path,
+a symlink pointing outside), a missing, corrupt, truncated or oversized image (each is fully decoded under a pixel
+limit: `data_prep.images.check_record_images`), an SFT record without attributes, a malformed teacher
+`reasoning`, each with the record named (`--on-error skip` drops those records instead and reports how
 many and the first ids); schema errors (empty title, duplicate id, ...) come from
 `data_prep.schema`.
 """
@@ -38,7 +40,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from data_prep.formats import QUERY_INSTRUCTION, build_trace, find_mention, image_paths, prompt_text, user_message
+from data_prep.formats import QUERY_INSTRUCTION, build_trace, find_mention, prompt_text, user_message
+from data_prep.images import check_record_images, resolve_image_path
 from data_prep.schema import META_FILE, PRODUCTS_FILE, Product, RecordError, load_catalog
 from moon_rl.errors import MoonError
 
@@ -97,8 +100,9 @@ def _row(task: str, product: Product, messages: list, images: list | None, trace
     return row
 
 
-def _check(task: str, products: list[Product], catalog_dir: Path, use_images: bool) -> None:
-    """Fail on the first unusable record, before any work is done."""
+def _check(task: str, products: list[Product], catalog_dir: Path, use_images: bool) -> dict[Path, bytes]:
+    """Fail on the first unusable record, before any work is done. Returns the verified bytes of every image
+    (`data_prep.images.check_record_images`: inside the catalog, fully decoded under the pixel limit)."""
     source = catalog_dir / PRODUCTS_FILE
     n_bare = sum(not p.attributes for p in products) if task == "sft" else 0
     for product in products:
@@ -108,10 +112,9 @@ def _check(task: str, products: list[Product], catalog_dir: Path, use_images: bo
                 "records in this split have none); SFT targets are built from the attributes, so add them, drop "
                 "those records, or pass --on-error skip (GRPO and evaluation accept them)"
             )
-        if use_images:
-            image_paths(product, catalog_dir)
         if task == "sft" and product.reasoning:
             build_trace(product)  # raises on a malformed teacher trace
+    return check_record_images(products, catalog_dir, keep_bytes=True) if use_images else {}
 
 
 def usable_products(
@@ -194,8 +197,11 @@ def prepare_task(
         images = None
         if use_images:
             # The original bytes, not re-encoded: the dataset is self-contained and byte-faithful to the catalog.
-            paths = image_paths(product, catalog_dir)
-            images = [{"bytes": p.read_bytes(), "path": str(p.relative_to(catalog_dir))} for p in paths]
+            # They are the bytes verified here (inside the catalog, fully decoded), not a later re-read.
+            verified = check_record_images([product], catalog_dir, keep_bytes=True)
+            root = catalog_dir.resolve()
+            paths = [resolve_image_path(ref, catalog_dir) for ref in product.images]
+            images = [{"bytes": verified[p], "path": str(p.relative_to(root))} for p in paths]
         messages = [user_message(prompt_text(product), len(images or []), parts=use_images)]
         trace = build_trace(product, has_images=use_images, image_attributes=image_attributes) if task == "sft" else None
         rows.append(_row(task, product, messages, images, trace))

@@ -141,6 +141,24 @@ def resolve_resume(run_dir: str | Path, resume: str | bool | None) -> str | None
     return str(latest)
 
 
+# HF's resume state: pickle-based, read by transformers with torch.load(weights_only=True).
+HF_RESUME_FILES = ("optimizer.pt", "scheduler.pt", "rng_state.pth", "scaler.pt")
+
+
+def check_resume_files(checkpoint_dir: str | Path | None) -> None:
+    """Before resuming (the CLI calls it on what `resolve_resume` picked): the checkpoint's safetensors headers read and HF's resume files are torch's zip format
+    (`moon_rl.file_checks`), so a corrupt or swapped file is one line naming it, not a raw unpickling error."""
+    from moon_rl.file_checks import check_safetensors, check_torch_file
+
+    if checkpoint_dir is None:
+        return
+    checkpoint_dir = Path(checkpoint_dir)
+    for file in sorted(checkpoint_dir.glob("*.safetensors")):
+        check_safetensors(file)
+    for name in HF_RESUME_FILES:
+        check_torch_file(checkpoint_dir / name)
+
+
 # ---- replacing a folder in one step -----------------------------------------------------------------
 
 _RENAME_EXCHANGE = 2  # linux/fs.h
@@ -192,3 +210,28 @@ def replace_dir(new: str | Path, target: str | Path) -> None:
         backup.rename(target)
         raise
     shutil.rmtree(backup, ignore_errors=True)
+
+
+# ---- saves that fail on the machine ---------------------------------------------------------------
+
+
+class save_errors:  # noqa: N801 - used as `with save_errors(...)`, like contextlib's lower-case managers
+    """`with save_errors(folder, run_dir): save(...)`: a full disk, a quota or a permission error becomes one
+    `MoonError` naming the path and the newest complete checkpoint (`moon_rl.file_checks.save_failure`); the
+    half-written folder stays unmarked, so `--resume` never picks it. Other errors pass through unchanged."""
+
+    def __init__(self, path: str | Path, run_dir: str | Path | None = None):
+        self.path, self.run_dir = path, run_dir
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, err, tb) -> bool:
+        if err is None or not isinstance(err, Exception) or isinstance(err, MoonError):
+            return False
+        from moon_rl.file_checks import save_failure
+
+        failure = save_failure(err, self.path, self.run_dir)
+        if failure is not None:
+            raise failure from None
+        return False

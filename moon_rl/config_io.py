@@ -30,9 +30,18 @@ def _close_matches(key: str, names: list[str]) -> str:
 def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
-        raise MoonError(f"config file {path} does not exist")
+        what = "is a folder, not a YAML file" if path.is_dir() else "does not exist"
+        raise MoonError(f"config file {path} {what}")
+    raw = path.read_bytes()
+    if b"\0" in raw[:8192]:
+        raise MoonError(f"{path}: a binary file, not a YAML config; pass a text file of config fields (see configs/*.yaml)")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise MoonError(f"{path}: not UTF-8 text (byte {err.start}, line {line}); save the config as UTF-8 YAML") from None
+    try:
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -145,6 +154,74 @@ def _check_type(cls: type, name: str, value: Any, source: str) -> Any:
     return value
 
 
+# ---- ranges -------------------------------------------------------------------------------------------
+# Checked on every value a user sets (YAML, --set, flags), whichever config it lands in: TRL and HF accept
+# many out-of-range values silently (`max_steps: -3` trains whole epochs, a negative learning rate ascends).
+# A field missing here gets the generic rule below (finite numbers only).
+
+_AT_LEAST_1 = (
+    "per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps", "eval_accumulation_steps",
+    "embedding_dim", "fusion_heads", "num_iterations", "lora_r", "max_length", "max_prompt_length",
+    "max_completion_length", "generation_batch_size", "steps_per_generation", "torch_empty_cache_steps",
+    "vllm_tensor_parallel_size", "ref_model_sync_steps", "batch_size", "max_new_tokens", "max_products", "max_queries",
+    "max_attribute_records", "knn_k", "chunk_size", "curve_k", "dataset_num_proc", "dataloader_prefetch_factor",
+    "save_total_limit", "num_generations_eval", "vllm_max_model_length",
+)  # fmt: skip
+_AT_LEAST_0 = (
+    "warmup_steps", "weight_decay", "max_grad_norm", "dataloader_num_workers", "contrastive_weight", "beta", "epsilon",
+    "epsilon_high", "top_k", "residual_source_layer", "adam_epsilon", "eval_delay", "neftune_noise_alpha", "delta",
+    "entropy_coef", "max_tool_calling_iterations", "learning_rate",
+)  # fmt: skip
+_POSITIVE = (
+    "num_train_epochs", "logging_steps", "save_steps", "eval_steps", "contrastive_temperature", "lora_alpha",
+    "temperature", "repetition_penalty", "vllm_server_timeout",
+)  # fmt: skip
+_UNIT = ("lora_dropout", "label_smoothing_factor", "adam_beta1", "adam_beta2")  # [0, 1)
+_FRACTION = ("top_p", "min_p", "vllm_gpu_memory_utilization", "top_entropy_quantile", "warmup_ratio")  # [0, 1]
+
+
+def _rule(name: str) -> tuple[Any, str] | None:
+    """(predicate, what it asks for) for a field, or None when any finite number will do."""
+    if name == "max_steps":
+        return (lambda v: v == -1 or v >= 1), ">= 1 (or -1: train for num_train_epochs)"
+    if name == "num_generations":
+        return (lambda v: v >= 2), ">= 2 (GRPO compares rollouts of one prompt)"
+    if name in ("seed", "data_seed"):
+        return (lambda v: 0 <= v < 2**32), "between 0 and 2**32 - 1"
+    if name in ("vllm_server_port", "vllm_group_port"):
+        return (lambda v: 1 <= v <= 65535), "a port number between 1 and 65535"
+    if name in _AT_LEAST_1:
+        return (lambda v: v >= 1), ">= 1"
+    if name in _AT_LEAST_0:
+        return (lambda v: v >= 0), ">= 0"
+    if name in _POSITIVE:
+        return (lambda v: v > 0), "> 0"
+    if name in _UNIT:
+        return (lambda v: 0 <= v < 1), "in [0, 1)"
+    if name in _FRACTION:
+        return (lambda v: 0 <= v <= 1), "in [0, 1]"
+    return None
+
+
+def _check_range(name: str, value: Any, source: str) -> Any:
+    """A number the user set for `name` is finite and inside the field's range (lists: every item)."""
+    import math
+
+    items = value if isinstance(value, list | tuple) else [value]
+    rule = _rule(name)
+    if name in ("ks", "residual_target_layers"):
+        rule = ((lambda v: v >= 1), ">= 1") if name == "ks" else ((lambda v: v >= 0), ">= 0")
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, int | float):
+            continue
+        where = "the command line" if source == "arguments" else source
+        if not math.isfinite(item):
+            raise MoonError(f"{where}: field '{name}' must be a finite number, got {item!r}")
+        if rule is not None and not rule[0](item):
+            raise MoonError(f"{where}: field '{name}' is out of range: {name} must be {rule[1]}, got {item!r}")
+    return value
+
+
 def _blame(cls: type, merged: dict[str, Any], message: str) -> str | None:
     """The one key whose value alone makes `cls` fail with `message` (None if none or several do)."""
     culprits = []
@@ -174,7 +251,7 @@ def build_config(cls: type[T], *sources: tuple[str, dict[str, Any]], **fixed: An
                     f"{source}: unknown config key '{key}'.{_close_matches(key, names)} "
                     f"Valid keys for {cls.__name__}: {', '.join(names)}"
                 )
-            merged[key] = _check_type(cls, key, value, source)
+            merged[key] = _check_range(key, _check_type(cls, key, value, source), source)
             origin[key] = source
     try:
         return cls(**merged)

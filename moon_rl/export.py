@@ -54,11 +54,11 @@ class ExportResult:
     merged_max_abs_diff: float | None = None
 
 
-def check_target(out: Path, force: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise MoonError(f"--out {out} is a file; give a folder path")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise MoonError(f"--out {out} is not empty; choose a new folder or pass --force to replace it (only once the new export is complete)")
+def check_target(out: Path, force: bool, source: str | Path | None = None) -> None:
+    """Not a file, not the source (nor inside or around it); --force replaces only an earlier export."""
+    from moon_rl.file_checks import check_export_target
+
+    check_export_target(out, force, source)
 
 
 def find_source(path: str | Path) -> Path:
@@ -145,7 +145,7 @@ def export_adapter(
     from moon_rl.modeling import resolve_source
 
     out = Path(out).expanduser().absolute()
-    check_target(out, force)
+    check_target(out, force, source)
     src = find_source(source)
     model = load(src, device=device, base_model=base_model)  # a missing base or a mismatched head fails here
     base = resolve_source(str(src), base_model).path  # the base actually loaded (after any --base-model)

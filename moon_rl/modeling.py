@@ -50,6 +50,9 @@ def _looks_local(ref: str) -> bool:
 
 def resolve_source(ref: str, base_override: str | None = None) -> ModelSource:
     path = Path(ref).expanduser()
+    from moon_rl.file_checks import check_model_input
+
+    check_model_input(path, base_override)  # a file that is no model, broken weights, no tokenizer: one line, before loading
     if path.is_dir():
         from moon_rl.checkpoints import final_save_unfinished, latest_complete_checkpoint
 

@@ -17,7 +17,7 @@ ID_COLUMNS = ("id", "group_id")
 
 
 def load_prepared(path: str | Path, task: str, with_images: bool = True):
-    from datasets import Dataset, DatasetDict, load_from_disk
+    from datasets import Dataset, DatasetDict
 
     from data_prep.schema import PRODUCTS_FILE
 
@@ -28,8 +28,10 @@ def load_prepared(path: str | Path, task: str, with_images: bool = True):
         from data_prep.tasks import prepare_task
 
         return prepare_task(task, path, None, split="train", with_images=with_images)
+    from moon_rl.file_checks import load_saved_dataset
+
     try:
-        dataset = load_from_disk(str(path))
+        dataset = load_saved_dataset(path)  # a truncated arrow file: one line, not pyarrow's OSError
     except FileNotFoundError:
         raise MoonError(
             f"--data {path}: neither a prepared dataset (no dataset_info.json / state.json) nor a catalog (no {PRODUCTS_FILE}); "

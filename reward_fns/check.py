@@ -126,8 +126,10 @@ def _load_rows(data_dir: str | Path, max_rows: int) -> list[dict]:
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise MoonError(f"--data: {data_dir} is not a folder; prepare one with `moon-rl data prepare --task grpo`")
+    from moon_rl.file_checks import load_saved_dataset
+
     try:
-        ds = datasets.load_from_disk(str(data_dir))
+        ds = load_saved_dataset(data_dir)
     except FileNotFoundError as err:
         raise MoonError(
             f"--data: {data_dir} is not a saved dataset ({err}); use `moon-rl data prepare --task grpo`"
@@ -225,7 +227,7 @@ def format_report(report: CheckReport) -> str:
         )
     lines.append("")
     if not report.violations:
-        lines.append("ok: no contract violations")
+        lines.append(f"ok: no contract violations on {len(report.values)} completions from {len(set(report.rows))} rows")
         return "\n".join(lines)
     lines.append(f"{len(report.violations)} contract violation(s):")
     for v in report.violations[:20]:
@@ -233,4 +235,12 @@ def format_report(report: CheckReport) -> str:
         lines.append(f"  {v}{where}")
     if len(report.violations) > 20:
         lines.append(f"  ... and {len(report.violations) - 20} more")
+    # The last line sums it all up, so a long list never ends the output mid-thought.
+    n = len(report.values)
+    whole = " (the call as a whole failed)" if any(v.index is None for v in report.violations) else ""
+    lines.append(
+        f"FAILED: reward {report.reward!r} broke the contract {len(report.violations)} time(s), on {len(bad_at)} of "
+        f"{n} completions from {len(set(report.rows))} rows{whole}; a reward must return one finite float or None "
+        "per completion"
+    )
     return "\n".join(lines)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -13,6 +15,13 @@ import typer
 from moon_rl.errors import MoonError
 
 F = TypeVar("F", bound=Callable[..., Any])
+MACHINE_ERRORS = {
+    errno.ENOSPC: "the disk is full: free space and run the command again",
+    errno.EDQUOT: "the disk quota is used up: free space and run the command again",
+    errno.EACCES: "check the permissions of that path (or choose another one)",
+    errno.EPERM: "check the permissions of that path (or choose another one)",
+    errno.EROFS: "that file system is read-only: choose a path on a writable one",
+}
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -29,9 +38,21 @@ def run_guarded(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         fail(str(err))
     except FileNotFoundError as err:
         fail(str(err))
+    except OSError as err:  # a full disk or a permission error anywhere outside the guarded saves
+        if err.errno not in MACHINE_ERRORS:
+            raise
+        fail(f"{err.filename or 'writing'}: {err.strerror}; {MACHINE_ERRORS[err.errno]}")
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise typer.Exit(130)
+
+
+def check_training_output(out: str | Path, data: str | Path, model_args: Any) -> None:
+    """`sft` / `grpo --out`: not a file, and not the --data or --model folder, inside one or holding one
+    (a run writes checkpoints and final weights into it)."""
+    from moon_rl.file_checks import check_output
+
+    check_output(out, {"--data": data, "--model": model_args.model, "--base-model": model_args.base_model})
 
 
 def guarded(fn: F) -> F:

@@ -27,7 +27,9 @@ data_app = typer.Typer(
 
 def _synth(out: Path, products: int, seed: int, image_size: int, force: bool) -> None:
     from data_prep.synth import SynthConfig, synth_catalog
+    from moon_rl.file_checks import check_output
 
+    check_output(out, {})
     summary = synth_catalog(out, SynthConfig(products=products, seed=seed, image_size=image_size), force=force)
     typer.echo(json.dumps(summary, indent=2))
 
@@ -69,6 +71,7 @@ def _prepare(
     allow_remote_images: bool,
 ) -> None:
     from data_prep.tasks import TASKS, prepare_task
+    from moon_rl.file_checks import check_output
 
     if task is not None and task not in TASKS:
         raise MoonError(f"--task {task!r}: unknown task; choose one of {list(TASKS)}")
@@ -80,6 +83,8 @@ def _prepare(
     if on_error not in ("stop", "skip"):
         raise MoonError(f"--on-error {on_error!r}: choose 'stop' or 'skip'")
     field_map = parse_map(mapping)
+    # The output is written beside nothing the user gave: never into, inside or around the catalog / raw input.
+    check_output(out, {"--catalog": catalog, "--input": input_path})
     if source is not None:
         if input_path is None:
             raise MoonError("--source needs --input PATH (the raw catalog file or folder to convert)")

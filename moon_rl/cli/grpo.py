@@ -18,12 +18,12 @@ from pathlib import Path
 
 import typer
 
-from moon_rl.cli.common import run_guarded
+from moon_rl.cli.common import check_training_output, run_guarded
 from moon_rl.errors import MoonError
 
 
 def _grpo(opts: dict) -> None:
-    from moon_rl.checkpoints import resolve_resume
+    from moon_rl.checkpoints import check_resume_files, resolve_resume
     from moon_rl.config_io import parse_set_overrides
     from moon_rl.grpo.config import build_grpo_configs
     from moon_rl.interrupt import INTERRUPTED_EXIT, interrupted_message
@@ -59,8 +59,10 @@ def _grpo(opts: dict) -> None:
         vllm_mode=opts["vllm_mode"],
         trust_remote_code=True if opts["trust_remote_code"] else None,
     )
+    check_training_output(cfg.output_dir, opts["data"], model_args)
     main_process = int(os.environ.get("RANK", "0")) == 0
     resume = resolve_resume(cfg.output_dir, opts["resume"])
+    check_resume_files(resume)  # a corrupt optimizer.pt / adapter: one line naming it, before anything loads
     if resume is not None and main_process:
         typer.echo(f"resuming from {resume}", err=True)
     summary = run_grpo(cfg, model_args, opts["data"], resume=resume)
@@ -85,9 +87,9 @@ def _vllm_serve(model: str, host: str, port: int, tensor_parallel_size: int, gpu
 def register(app: typer.Typer) -> None:
     @app.command("grpo")
     def grpo(
-        model: str = typer.Option(None, "--model", help="Base model (hub id or local folder) or a moon-rl output (SFT/GRPO) to continue from."),
+        model: str = typer.Option(None, "--model", help="Base model (hub id or local folder) or a moon-rl output (SFT/GRPO) to continue from. Required (here or as model: in --config)."),
         data: Path = typer.Option(..., "--data", help="Prepared GRPO dataset (`moon-rl data prepare --task grpo`) or a catalog folder."),
-        out: Path = typer.Option(None, "--out", help="Output folder: checkpoints, final adapter + embedding head + modules, logs."),
+        out: Path = typer.Option(None, "--out", help="Output folder: checkpoints, final adapter + embedding head + modules, logs. Required (here or as output_dir: in --config)."),
         config: Path = typer.Option(None, "--config", help="YAML file of MoonGRPOConfig / model fields (see configs/grpo_*.yaml)."),
         sets: list[str] = typer.Option([], "--set", help="Any config field as KEY=VALUE (repeatable), e.g. --set beta=0.04."),
         rewards: list[str] = typer.Option(

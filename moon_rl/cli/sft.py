@@ -34,7 +34,8 @@ def _sft(
     resume: str | None,
     trust_remote_code: bool = False,
 ) -> None:
-    from moon_rl.checkpoints import resolve_resume
+    from moon_rl.checkpoints import check_resume_files, resolve_resume
+    from moon_rl.cli.common import check_training_output
     from moon_rl.config_io import parse_set_overrides
     from moon_rl.interrupt import INTERRUPTED_EXIT, interrupted_message
     from moon_rl.sft.config import build_sft_configs
@@ -54,7 +55,9 @@ def _sft(
         seed=seed,
         trust_remote_code=True if trust_remote_code else None,
     )
+    check_training_output(cfg.output_dir, data, model_args)
     resume = resolve_resume(cfg.output_dir, resume)
+    check_resume_files(resume)  # a corrupt optimizer.pt / adapter: one line naming it, before anything loads
     if resume is not None:
         typer.echo(f"resuming from {resume}", err=True)
     summary = run_sft(cfg, model_args, data, resume=resume)
@@ -67,9 +70,9 @@ def _sft(
 def register(app: typer.Typer) -> None:
     @app.command("sft")
     def sft(
-        model: str = typer.Option(None, "--model", help="Base model (hub id or local folder) or a moon-rl output to continue from."),
+        model: str = typer.Option(None, "--model", help="Base model (hub id or local folder) or a moon-rl output to continue from. Required (here or as model: in --config)."),
         data: Path = typer.Option(..., "--data", help="Prepared SFT dataset (`moon-rl data prepare --task sft`) or a catalog folder."),
-        out: Path = typer.Option(None, "--out", help="Output folder: checkpoints, final adapter + embedding head, logs."),
+        out: Path = typer.Option(None, "--out", help="Output folder: checkpoints, final adapter + embedding head, logs. Required (here or as output_dir: in --config)."),
         config: Path = typer.Option(None, "--config", help="YAML file of MoonSFTConfig / model fields (see configs/sft_*.yaml)."),
         sets: list[str] = typer.Option([], "--set", help="Any config field as KEY=VALUE (repeatable), e.g. --set contrastive_weight=0.2."),
         lora: bool = typer.Option(None, "--lora/--no-lora", help="Train LoRA adapters (default) or the full model."),

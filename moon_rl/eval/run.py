@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -100,7 +101,28 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
     for p in paths:
         if not Path(p).expanduser().exists():
             raise MoonError(f"model {p} does not exist (--model / --baseline take local folders)")
+    if "pairwise" in cfg.tasks:  # reads a pairs file, not a catalog (moon_rl/eval/pairwise.py)
+        from moon_rl.eval.pairwise import run_pairwise_eval
+
+        return run_pairwise_eval(cfg, paths, model_names(paths))
+    from data_prep.images import check_record_images
+    from moon_rl.file_checks import check_model_input, check_output
+
+    # Outputs never replace inputs: not into the catalog; into a run folder (`--out RUN/eval`) is fine.
+    models = {"--model" if i == 0 else f"--baseline #{i}": p for i, p in enumerate(paths)}
+    check_output(cfg.out, {"--data": cfg.data, **models}, inside_ok=tuple(models))
+    for p in paths:
+        check_model_input(p, cfg.base_model)
     data = load_eval_data(cfg.data, cfg.max_products, cfg.max_queries)
+    if any("no splits/test.txt" in note for note in data.notes):
+        print(
+            f"warning: {cfg.data} has no splits/test.txt, so every product is evaluated, training ones included; "
+            "add splits (`moon-rl data synth` and `data prepare --source` write them) to hold products out",
+            file=sys.stderr,
+            flush=True,
+        )
+    # Every image the evaluated records name: inside the catalog, fully decoded (a bad one fails here, named).
+    check_record_images([*data.corpus, *data.train, *(data.matching_queries or [])], data.catalog_dir)
     metrics: dict[str, Any] = {
         "data": str(cfg.data),
         "n_corpus": len(data.corpus),

@@ -76,7 +76,7 @@ def test_merged_model_loads_with_plain_transformers(exported, tiny_model_dir, sf
     assert torch.allclose(merged.encode(products, **kw), load(run_dir).encode(products, **kw), atol=1e-4)
 
 
-def test_cli_refuses_non_empty_target_and_force_replaces(run_dir, tmp_path):
+def test_cli_refuses_non_empty_target_and_force_replaces_only_an_export(run_dir, tmp_path):
     from moon_rl.cli import app
 
     out = tmp_path / "target"
@@ -84,11 +84,18 @@ def test_cli_refuses_non_empty_target_and_force_replaces(run_dir, tmp_path):
     (out / "keep.txt").write_text("mine")
     result = CliRunner().invoke(app, ["export-adapter", str(run_dir), "--out", str(out)])
     assert result.exit_code == 2 and "not empty" in result.output and "--force" in result.output
+    # --force replaces an earlier export only, never a folder of the user's (issue 19).
+    result = CliRunner().invoke(app, ["export-adapter", str(run_dir), "--out", str(out), "--force"])
+    assert result.exit_code == 2 and "not an earlier moon-rl export" in result.output
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    (out / "keep.txt").unlink()
+    result = CliRunner().invoke(app, ["export-adapter", str(run_dir), "--out", str(out), "--verify-records", "2"])
+    assert result.exit_code == 0, result.output
+    (out / "stale.txt").write_text("from the first export")
     result = CliRunner().invoke(app, ["export-adapter", str(run_dir), "--out", str(out), "--force", "--verify-records", "2"])
     assert result.exit_code == 0, result.output
     assert "max abs difference" in result.output
-    assert not (out / "keep.txt").exists() and (out / "adapter_model.safetensors").is_file()
+    assert not (out / "stale.txt").exists() and (out / "adapter_model.safetensors").is_file()
     assert [p.name for p in tmp_path.iterdir()] == ["target"]  # no temporary or backup folder left behind
 
 
