@@ -2,14 +2,14 @@
 `register(app)`; this file only assembles them. Commands import their heavy dependencies (torch,
 transformers, trl) inside the command body so that `moon-rl --help` stays fast.
 
-Help width: on a terminal, its full width; piped or redirected (`moon-rl sft --help | less`, into a file),
-80 columns whatever COLUMNS says, so the lines wrap cleanly.
+Help: on a terminal, typer's rich panels at the terminal's full width; piped or redirected
+(`moon-rl sft --help | less`, into a file), plain click text wrapped at 80 columns whatever COLUMNS says
+(rich would cut long words with an ellipsis and draw boxes into the file).
 """
 
 from __future__ import annotations
 
 import importlib
-import os
 import shutil
 import sys
 
@@ -51,7 +51,15 @@ for _name in COMMAND_MODULES:
     importlib.import_module(f"moon_rl.cli.{_name}").register(app)
 
 
+def plain_help(typer_app: typer.Typer) -> None:
+    """Switch `typer_app` and its sub-apps to click's plain formatter (typer: rich_markup_mode=None)."""
+    typer_app.rich_markup_mode = None
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            plain_help(group.typer_instance)
+
+
 def main() -> None:
-    # typer's rich help reads TERMINAL_WIDTH when it first renders; rich alone would take COLUMNS even when piped.
-    os.environ.setdefault("TERMINAL_WIDTH", str(help_width()))
+    if not sys.stdout.isatty():
+        plain_help(app)
     app()

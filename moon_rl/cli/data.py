@@ -17,6 +17,7 @@ from pathlib import Path
 
 import typer
 
+from data_prep.sources import SOURCES
 from moon_rl.cli.common import echo_err, run_guarded
 from moon_rl.errors import MoonError
 
@@ -25,11 +26,17 @@ data_app = typer.Typer(
 )
 
 
-def _synth(out: Path, products: int, seed: int, image_size: int, force: bool) -> None:
+def _synth(out: Path, products: int, seed: int, image_size: int, force: bool, pairs: int = 0) -> None:
     from data_prep.synth import SynthConfig, synth_catalog
-    from moon_rl.file_checks import check_output
 
-    check_output(out, {})
+    if pairs:
+        from data_prep.synth_pairs import PairsConfig, synth_pairs
+
+        if out.exists() and any(out.iterdir()) and not force:
+            raise MoonError(f"--out {out}: not empty; pass --force to write the pairs into it anyway")
+        typer.echo(json.dumps(synth_pairs(out, PairsConfig(pairs=pairs, seed=seed, image_size=image_size)), indent=2))
+        return
+
     summary = synth_catalog(out, SynthConfig(products=products, seed=seed, image_size=image_size), force=force)
     typer.echo(json.dumps(summary, indent=2))
 
@@ -41,9 +48,13 @@ def synth(
     seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives byte-identical files."),
     image_size: int = typer.Option(64, "--image-size", help="Image width and height in pixels."),
     force: bool = typer.Option(False, "--force", help="Replace a catalog already in --out."),
+    pairs: int = typer.Option(
+        0, "--pairs", help="Write N synthetic A-vs-B pairs instead (which of two renders matches the title): "
+        "OUT/train.jsonl, OUT/test.jsonl, OUT/images/, for `data prepare --task pairwise`."
+    ),
 ) -> None:
-    """Generate a synthetic, MBE-like catalog whose products differ only in fine-grained attributes."""
-    run_guarded(_synth, out, products, seed, image_size, force)
+    """Generate a synthetic, MBE-like catalog whose products differ only in fine-grained attributes (or --pairs)."""
+    run_guarded(_synth, out, products, seed, image_size, force, pairs)
 
 
 def parse_map(pairs: list[str]) -> dict[str, str]:
@@ -69,12 +80,15 @@ def _prepare(
     mapping: list[str],
     on_error: str,
     allow_remote_images: bool,
+    pairs: Path | None = None,
 ) -> None:
     from data_prep.tasks import TASKS, prepare_task
-    from moon_rl.file_checks import check_output
+
+    if task == "pairwise" or pairs is not None:
+        return _prepare_pairwise(task, pairs, out, images, on_error, catalog, source)
 
     if task is not None and task not in TASKS:
-        raise MoonError(f"--task {task!r}: unknown task; choose one of {list(TASKS)}")
+        raise MoonError(f"--task {task!r}: unknown task; choose one of {[*TASKS, 'pairwise']}")
     if task is None and source is None:
         raise MoonError(
             "give --task sft|grpo (build a dataset from --catalog), --source (convert --input into a catalog), "
@@ -83,8 +97,6 @@ def _prepare(
     if on_error not in ("stop", "skip"):
         raise MoonError(f"--on-error {on_error!r}: choose 'stop' or 'skip'")
     field_map = parse_map(mapping)
-    # The output is written beside nothing the user gave: never into, inside or around the catalog / raw input.
-    check_output(out, {"--catalog": catalog, "--input": input_path})
     if source is not None:
         if input_path is None:
             raise MoonError("--source needs --input PATH (the raw catalog file or folder to convert)")
@@ -128,6 +140,32 @@ def _prepare(
     typer.echo(json.dumps(summary, indent=2))
 
 
+def _prepare_pairwise(
+    task: str | None, pairs: Path | None, out: Path, images: bool, on_error: str, catalog: Path | None, source: str | None
+) -> None:
+    from data_prep.pairwise import prepare_pairwise
+
+    if task != "pairwise":
+        raise MoonError("--pairs is the input of --task pairwise; add --task pairwise")
+    if pairs is None:
+        raise MoonError("--task pairwise needs --pairs FILE (a JSONL file of A-vs-B pairs; `moon-rl data synth --pairs N` makes one)")
+    if catalog is not None or source is not None:
+        raise MoonError("--task pairwise reads --pairs only; --catalog and --source do not apply")
+    if on_error not in ("stop", "skip"):
+        raise MoonError(f"--on-error {on_error!r}: choose 'stop' or 'skip'")
+    report: dict = {}
+    datasets = prepare_pairwise(pairs, out, with_images=images, on_error=on_error, report=report)
+    summary = {"out": {name: str(out / name) for name in datasets}, "task": "pairwise", "rows": len(datasets["sft"]),
+               "columns": datasets["sft"].column_names, **report}
+    if report.get("skipped"):
+        echo_err(f"skipped {report['skipped']} bad pairs; first: {report['skip_reasons'][0]}")
+    typer.echo(json.dumps(summary, indent=2))
+
+
+def _choices(names) -> str:
+    return "[" + "|".join(names) + "]"
+
+
 _OUT_HELP = "Output folder: the dataset, the converted catalog, or both as OUT/catalog + OUT/<task>."
 _IMAGES_HELP = "Put product images in the prompt (--no-images for text-only models)."
 _QUERY_HELP = "Add one text-only row per search query, sharing the product's group_id (contrastive positives)."
@@ -137,25 +175,33 @@ _ON_ERROR_HELP = (
     "failing with it named, or skip it, counted in the report with the first ids."
 )
 _REMOTE_HELP = "Allow downloading images given as http(s) URLs (with --source)."
+_SOURCE_HELP = "Raw catalog format to convert (--input) into a moon-rl catalog. " + "; ".join(
+    f"{name} = {spec.help}" for name, spec in SOURCES.items()
+) + "."
+_TASK_HELP = "Dataset to build: sft or grpo (from --catalog), pairwise (from --pairs)."
+_PAIRS_HELP = "JSONL file of A-vs-B pairs for --task pairwise (image paths relative to the file; see data_prep/pairwise.py)."
 
 
 @data_app.command("prepare")
 def prepare(
     out: Path = typer.Option(..., "--out", help=_OUT_HELP),
-    task: str | None = typer.Option(None, "--task", help="Dataset to build from the catalog: sft or grpo."),
+    task: str | None = typer.Option(None, "--task", metavar=_choices(("sft", "grpo", "pairwise")), help=_TASK_HELP),
     catalog: Path | None = typer.Option(None, "--catalog", help="Catalog folder to build the --task dataset from."),
     split: str = typer.Option("train", "--split", help="Catalog split to use (splits/<split>.txt): train or test."),
     images: bool = typer.Option(True, "--images/--no-images", help=_IMAGES_HELP),
     query_rows: bool = typer.Option(True, "--query-rows/--no-query-rows", help=_QUERY_HELP),
-    source: str | None = typer.Option(None, "--source", help="Raw catalog format to convert into a moon-rl catalog."),
+    source: str | None = typer.Option(None, "--source", metavar=_choices(SOURCES), help=_SOURCE_HELP),
     input_path: Path | None = typer.Option(None, "--input", help="Raw catalog file or folder (with --source)."),
     mapping: list[str] = typer.Option([], "--map", help=_MAP_HELP),
-    on_error: str = typer.Option("stop", "--on-error", help=_ON_ERROR_HELP),
+    on_error: str = typer.Option("stop", "--on-error", metavar=_choices(("stop", "skip")), help=_ON_ERROR_HELP),
     allow_remote_images: bool = typer.Option(False, "--allow-remote-images", help=_REMOTE_HELP),
+    pairs: Path | None = typer.Option(None, "--pairs", help=_PAIRS_HELP),
 ) -> None:
-    """Convert a raw catalog (--source) and/or build an SFT or GRPO dataset from a catalog (--task)."""
+    """Convert a raw catalog (--source) and/or build an SFT or GRPO dataset from a catalog (--task), or a
+    pairwise dataset from a pairs file (--task pairwise --pairs FILE)."""
     run_guarded(
-        _prepare, task, source, catalog, input_path, out, split, images, query_rows, mapping, on_error, allow_remote_images
+        _prepare, task, source, catalog, input_path, out, split, images, query_rows, mapping, on_error,
+        allow_remote_images, pairs,
     )
 
 

@@ -31,10 +31,10 @@ def _run(config: Path | None, overrides: list[str], fixed: dict) -> None:
 
 
 def eval_command(
-    model: str = typer.Option(None, "--model", help="Run folder, checkpoint-N, export, or base model folder to evaluate."),
-    data: Path = typer.Option(None, "--data", help="Catalog folder (products.jsonl + splits/) in the moon-rl product schema."),
-    out: Path = typer.Option(None, "--out", help="Folder for metrics.json, report.md and the plots."),
-    tasks: str = typer.Option(None, "--tasks", help="Comma-separated subset of retrieval,classification,attributes (default: all)."),
+    model: str = typer.Option(None, "--model", help="Run folder, checkpoint-N, export, or base model folder to evaluate. Required (here or as model: in --config)."),
+    data: Path = typer.Option(None, "--data", help="Catalog folder (products.jsonl + splits/) in the moon-rl product schema; with --tasks pairwise a pairs JSONL file. Required."),
+    out: Path = typer.Option(None, "--out", help="Folder for metrics.json, report.md and the plots. Required."),
+    tasks: str = typer.Option(None, "--tasks", help="Comma-separated subset of retrieval,classification,attributes (default: all); or pairwise (A-vs-B accuracy on a pairs file)."),
     baseline: list[str] = typer.Option(None, "--baseline", help="Another model to evaluate side by side (repeatable), e.g. the base model."),
     base_model: str = typer.Option(None, "--base-model", help="Base model for adapters whose recorded base path does not exist here."),
     batch_size: int = typer.Option(None, "--batch-size", help="Records per forward/generation batch (default 8)."),

@@ -117,6 +117,13 @@ def markdown_report(metrics: dict[str, Any], plots: dict[str, str]) -> str:
         if len(cols) > len(names):
             out += ["The majority option answers each attribute with its commonest value in the train split.", ""]
 
+    if any("pairwise" in m for m in models.values()):
+        out += ["## Pairwise (A vs B)", ""]
+        columns = {**models, **{b: r for b, r in metrics.get("baselines", {}).items() if "pairwise" in r}}
+        rows = [[metric, *[_get(columns[n], "pairwise", metric) for n in columns]] for metric in ("accuracy", "answered", "n_pairs")]
+        out += _table(["metric", *columns], rows, 1) + [""]
+        out += ["accuracy: share of pairs whose answer names the labelled winner (the `pairwise_choice` reward).", ""]
+
     training = {k[len("training/") :]: v for k, v in plots.items() if k.startswith("training/")}
     if training:
         out += ["## Training curves", ""]

@@ -36,7 +36,7 @@ from moon_rl.errors import MoonError
 from moon_rl.eval import metrics as M
 from moon_rl.inference import MoonModel, Query
 
-TASKS = ("retrieval", "classification", "attributes")
+TASKS = ("retrieval", "classification", "attributes", "pairwise")  # pairwise: moon_rl/eval/pairwise.py
 
 
 @dataclasses.dataclass

@@ -118,3 +118,56 @@ def test_source_and_task_convert_then_prepare(catalog, tmp_path, monkeypatch):
     assert calls == [("shop", tmp_path / "raw.csv", out / "catalog", {"title": "name"}, "skip", False)]
     assert '"written": 20' in result.stdout
     assert len(load_from_disk(str(out / "sft"))) > 0
+
+
+def _help_lines(env_columns: str | None, tty_columns: int | None) -> list[str]:
+    """`moon-rl data prepare --help` through the console entry point, piped or on a pseudo-terminal."""
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "TERMINAL_WIDTH")}
+    if env_columns is not None:
+        env["COLUMNS"] = env_columns
+    cmd = [sys.executable, "-c", "from moon_rl.cli import main; main()", "data", "prepare", "--help"]
+    if tty_columns is None:
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120).stdout
+        return out.splitlines()
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, tty_columns, 0, 0))
+    proc = subprocess.Popen(cmd, stdout=follower, stderr=subprocess.DEVNULL, env=env)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    proc.wait(timeout=120)
+    os.close(leader)
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*m", "", b"".join(chunks).decode("utf-8", "replace"))
+    return text.replace("\r", "").splitlines()
+
+
+def test_help_uses_the_terminal_width_and_80_columns_when_piped():
+    piped = _help_lines("200", None)
+    assert piped and max(len(line) for line in piped) <= 80, max(piped, key=len)
+    wide = _help_lines(None, 150)
+    assert max(len(line) for line in wide) > 100  # the terminal's own width, not 80
+    assert max(len(line) for line in wide) <= 150
+
+
+def test_prepare_help_lists_the_choices_and_marks_out_required():
+    text = " ".join(_help_lines("200", None))
+    for name in ("catalog", "ae110k", "oamine", "matching", "implicitave", "sft|grpo|pairwise", "stop|skip"):
+        assert name in text, name
+    assert "required" in text

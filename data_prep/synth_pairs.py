@@ -1,0 +1,64 @@
+"""`moon-rl data synth --pairs N`: a synthetic A-vs-B pairs set (which of two rendered images matches the title).
+
+    moon-rl data synth --pairs 400 --out data/pairs     # pairs/train.jsonl, pairs/test.jsonl, images/
+
+Each pair shows two renders (`data_prep.synth_render`) of one product kind and pattern that differ only in
+colour; the context is a title naming the colour of one of them, the better candidate. Colours come from a few
+well-separated ones, so a small model can learn the task in minutes; the winner's side is drawn 50/50, so
+answering always A (or B) scores chance. The rationale says which colour each candidate shows (SFT target).
+Split 80/20 by pair; deterministic for a seed. The files follow data_prep/pairwise.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+from pathlib import Path
+
+from data_prep.synth_render import View, render
+
+KINDS = {"tshirt": "T-shirt", "mug": "mug", "tote": "tote bag", "plate": "plate"}
+PAIR_COLOURS = ("red", "blue", "green", "yellow")
+TEST_FRACTION = 0.2
+
+
+@dataclasses.dataclass
+class PairsConfig:
+    pairs: int = 400
+    seed: int = 0
+    image_size: int = 32
+
+
+def synth_pairs(out: str | Path, cfg: PairsConfig) -> dict:
+    """Write `out/{train,test}.jsonl` and `out/images/`; returns a summary."""
+    out = Path(out)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    rng = random.Random(cfg.seed)
+    lines: list[dict] = []
+    for k in range(cfg.pairs):
+        kind = rng.choice(list(KINDS))
+        target, other = rng.sample(PAIR_COLOURS, 2)
+        pattern = rng.choice(["plain", "striped"])
+        better = rng.choice("ab")
+        colours = {"a": target if better == "a" else other, "b": other if better == "a" else target}
+        cands = {}
+        for side, colour in colours.items():
+            name = f"images/{k:05d}{side}.png"
+            render(kind, {"colour": colour, "pattern": pattern}, cfg.image_size, View.sample(rng)).save(out / name)
+            cands[side] = {"image": name}
+        lines.append({
+            "id": f"pair-{k:05d}",
+            "a": cands["a"],
+            "b": cands["b"],
+            "better": better,
+            "context": f"A {target} {KINDS[kind]}",
+            "rationale": f"The title asks for a {target} {KINDS[kind]}. Candidate A is {colours['a']}, candidate B is "
+            f"{colours['b']}, so {better.upper()} matches.",
+        })
+    n_test = max(1, round(cfg.pairs * TEST_FRACTION)) if cfg.pairs > 1 else 0
+    splits = {"train": lines[: len(lines) - n_test], "test": lines[len(lines) - n_test :]}
+    for name, rows in splits.items():
+        (out / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return {"out": str(out), "pairs": {k: len(v) for k, v in splits.items()}, "images": 2 * cfg.pairs,
+            "better_a": sum(r["better"] == "a" for r in lines)}
