@@ -36,7 +36,9 @@ def _synth(out: Path, products: int, seed: int, image_size: int, force: bool, pa
             raise MoonError(f"--out {out}: not empty; pass --force to write the pairs into it anyway")
         typer.echo(json.dumps(synth_pairs(out, PairsConfig(pairs=pairs, seed=seed, image_size=image_size)), indent=2))
         return
+    from moon_rl.file_checks import check_output
 
+    check_output(out, {})
     summary = synth_catalog(out, SynthConfig(products=products, seed=seed, image_size=image_size), force=force)
     typer.echo(json.dumps(summary, indent=2))
 
@@ -86,6 +88,7 @@ def _prepare(
 
     if task == "pairwise" or pairs is not None:
         return _prepare_pairwise(task, pairs, out, images, on_error, catalog, source)
+    from moon_rl.file_checks import check_output
 
     if task is not None and task not in TASKS:
         raise MoonError(f"--task {task!r}: unknown task; choose one of {[*TASKS, 'pairwise']}")
@@ -97,6 +100,8 @@ def _prepare(
     if on_error not in ("stop", "skip"):
         raise MoonError(f"--on-error {on_error!r}: choose 'stop' or 'skip'")
     field_map = parse_map(mapping)
+    # The output is written beside nothing the user gave: never into, inside or around the catalog / raw input.
+    check_output(out, {"--catalog": catalog, "--input": input_path})
     if source is not None:
         if input_path is None:
             raise MoonError("--source needs --input PATH (the raw catalog file or folder to convert)")
@@ -194,8 +199,8 @@ def prepare(
     input_path: Path | None = typer.Option(None, "--input", help="Raw catalog file or folder (with --source)."),
     mapping: list[str] = typer.Option([], "--map", help=_MAP_HELP),
     on_error: str = typer.Option("stop", "--on-error", metavar=_choices(("stop", "skip")), help=_ON_ERROR_HELP),
-    allow_remote_images: bool = typer.Option(False, "--allow-remote-images", help=_REMOTE_HELP),
     pairs: Path | None = typer.Option(None, "--pairs", help=_PAIRS_HELP),
+    allow_remote_images: bool = typer.Option(False, "--allow-remote-images", help=_REMOTE_HELP),
 ) -> None:
     """Convert a raw catalog (--source) and/or build an SFT or GRPO dataset from a catalog (--task), or a
     pairwise dataset from a pairs file (--task pairwise --pairs FILE)."""
@@ -203,6 +208,7 @@ def prepare(
         _prepare, task, source, catalog, input_path, out, split, images, query_rows, mapping, on_error,
         allow_remote_images, pairs,
     )
+
 
 
 def register(app: typer.Typer) -> None:
