@@ -19,7 +19,7 @@ from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-KNOWN = {"ablation.json", "real_data.json", "cost.json", "grpo_tiny.json", "grpo_tiny_control.json"}
+KNOWN = {"ablation.json", "real_data.json", "cost.json", "grpo_tiny.json", "grpo_tiny_control.json", "pairwise_tiny.json"}
 ROW_LABELS = {
     "base": "base model (untrained)", "sft": "SFT only", "sft+contrastive": "SFT + contrastive",
     "grpo": "GRPO without contrastive", "joint": "joint contrastive + GRPO", "joint+fusion": "joint + fusion",
@@ -279,6 +279,27 @@ def grpo_tiny_section(data: dict | None, control: dict | None) -> list[str]:
     return lines + [""]
 
 
+def pairwise_tiny_section(data: dict | None) -> list[str]:
+    """benchmarks/pairwise_tiny.py: held-out A-vs-B accuracy after SFT and after GRPO, against always-A/B."""
+    lines = ["## The pairwise (Creative4U) task on the tiny VL model (`pairwise_tiny`)", ""]
+    if data is None:
+        return lines + ["Not run yet: `python benchmarks/pairwise_tiny.py`.", ""]
+    s, held, base = data["grpo_settings"], data["held_out"], data["held_out_baselines"]
+    lines += [f"Command: `{data['command'].strip()}`", "",
+              f"Synthetic pairs {data['pairs']} (which of two renders matches the title). SFT {data['sft_steps']} steps "
+              f"({data['recipe']['sft']}), then {data['grpo_steps']} GRPO steps of "
+              f"{s['per_device_train_batch_size'] // s['num_generations']} prompts x {s['num_generations']} rollouts, rewards "
+              f"{', '.join(s['rewards'])} ({data['seconds']['total']:.0f} s in all). Held-out: the test pairs, greedy answers.", "",
+              "| held-out pairs | GRPO | SFT start | always A | always B |", "|---|---|---|---|---|",
+              f"| accuracy (n={held['grpo']['n_pairs']}) | {fmt(held['grpo']['accuracy'])} | {fmt(held['sft']['accuracy'])} | "
+              f"{fmt(base['always A'])} | {fmt(base['always B'])} |",
+              f"| answered A or B | {fmt(held['grpo']['answered'])} | {fmt(held['sft']['answered'])} | 1.000 | 1.000 |", "",
+              f"Training reward (pairwise_choice, first vs last {data.get('window', 20)} steps): {fmt(data['train_reward']['start'])} -> "
+              f"{fmt(data['train_reward']['end'])}. GRPO above chance and above both constant answers: {data['grpo_above_chance']}; "
+              f"GRPO minus SFT: {data['grpo_minus_sft']:+.3f}."]
+    return lines + [""]
+
+
 def other_section(results: Path) -> list[str]:
     lines = ["## Other measurements", ""]
     for path in sorted(results.glob("*.json")):
@@ -320,6 +341,7 @@ def main() -> None:
     lines += real_data_section(load("real_data.json"))
     lines += cost_section(load("cost.json"), load("grpo_speed.json"))
     lines += grpo_tiny_section(load("grpo_tiny.json"), load("grpo_tiny_control.json"))
+    lines += pairwise_tiny_section(load("pairwise_tiny.json"))
     lines += other_section(args.results)
     args.out.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     print(f"wrote {args.out}")

@@ -28,17 +28,20 @@ class PairsConfig:
     pairs: int = 400
     seed: int = 0
     image_size: int = 32
+    colours: tuple[str, ...] = PAIR_COLOURS  # at least two; fewer make the task easier for a small model
 
 
 def synth_pairs(out: str | Path, cfg: PairsConfig) -> dict:
     """Write `out/{train,test}.jsonl` and `out/images/`; returns a summary."""
     out = Path(out)
+    if len(cfg.colours) < 2:
+        raise ValueError(f"colours: need at least two, got {list(cfg.colours)}")
     (out / "images").mkdir(parents=True, exist_ok=True)
     rng = random.Random(cfg.seed)
     lines: list[dict] = []
     for k in range(cfg.pairs):
         kind = rng.choice(list(KINDS))
-        target, other = rng.sample(PAIR_COLOURS, 2)
+        target, other = rng.sample(list(cfg.colours), 2)
         pattern = rng.choice(["plain", "striped"])
         better = rng.choice("ab")
         colours = {"a": target if better == "a" else other, "b": other if better == "a" else target}
