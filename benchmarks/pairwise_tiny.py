@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=2000)
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--colours", default="red,blue", help="comma-separated colours the pairs use (data_prep/synth_pairs.py)")
+    parser.add_argument("--differ", default="colour", choices=("colour", "kind"), help="what tells the two renders apart")
     parser.add_argument("--sft-steps", type=int, default=1000)
     parser.add_argument("--sft-lr", type=float, default=3e-3, help="SFT learning rate (full fine-tuning)")
     parser.add_argument("--grpo-steps", type=int, default=150)
@@ -74,7 +75,7 @@ def main() -> None:
         work = args.workdir or Path(tmp)
         start = time.perf_counter()
         model = make_tiny_model("qwen2_5_vl", work / "tiny-vl", seed=0, force=True)
-        pairs = synth_pairs(work / "pairs", PairsConfig(pairs=args.pairs, seed=0, image_size=args.image_size, colours=tuple(args.colours.split(","))))
+        pairs = synth_pairs(work / "pairs", PairsConfig(pairs=args.pairs, seed=0, image_size=args.image_size, colours=tuple(args.colours.split(",")), differ=args.differ))
         prepare_pairwise(work / "pairs" / "train.jsonl", work / "data")
 
         sft_overrides = {**quiet, "lora": False, "max_steps": args.sft_steps, "learning_rate": args.sft_lr, "logging_steps": 25,
@@ -111,6 +112,7 @@ def main() -> None:
                    "grpo_overrides": parse_set_overrides(args.sets)},
         "pairs": pairs["pairs"],
         "colours": args.colours.split(","),
+        "differ": args.differ,
         "grpo_settings": {k: getattr(config, k) for k in ("num_generations", "per_device_train_batch_size", "max_completion_length", "learning_rate", "temperature", "loss_type", "beta")}
         | {"rewards": config.reward_specs},
         "sft_steps": args.sft_steps,

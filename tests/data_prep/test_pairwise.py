@@ -75,3 +75,13 @@ def test_synth_pairs_are_balanced_deterministic_and_prepare(tmp_path):
     row = json.loads((tmp_path / "a" / "test.jsonl").read_text().splitlines()[0])
     colour = row["context"].split()[1]
     assert colour in row["rationale"] and f"so {row['better'].upper()} matches" in row["rationale"]
+
+
+def test_synth_pairs_can_differ_in_kind(tmp_path):
+    synth_pairs(tmp_path, PairsConfig(pairs=6, seed=2, image_size=16, differ="kind", colours=("red", "blue")))
+    for line in (tmp_path / "train.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        wanted = row["context"].removeprefix("A ")
+        assert f"andidate {row['better'].upper()} is {wanted}," in row["rationale"]
+    with pytest.raises(ValueError, match="differ"):
+        synth_pairs(tmp_path / "x", PairsConfig(pairs=2, differ="size"))
