@@ -294,7 +294,7 @@ def pairwise_tiny_section(data: dict | None) -> list[str]:
               f"| accuracy (n={held['grpo']['n_pairs']}) | {fmt(held['grpo']['accuracy'])} | {fmt(held['sft']['accuracy'])} | "
               f"{fmt(base['always A'])} | {fmt(base['always B'])} |",
               f"| answered A or B | {fmt(held['grpo']['answered'])} | {fmt(held['sft']['answered'])} | 1.000 | 1.000 |", "",
-              f"Training reward (pairwise_choice, first vs last {data.get('window', 20)} steps): {fmt(data['train_reward']['start'])} -> "
+              f"Training reward (sum of the rewards, first vs last {data.get('window', 20)} steps): {fmt(data['train_reward']['start'])} -> "
               f"{fmt(data['train_reward']['end'])}. GRPO above chance and above both constant answers: {data['grpo_above_chance']}; "
               f"GRPO minus SFT: {data['grpo_minus_sft']:+.3f}."]
     return lines + [""]

@@ -9,6 +9,7 @@ benchmarks/results/<name>.json), then `make_results.py`. Rough wall times on 2 s
   grpo_speed   MoonGRPOTrainer vs trl.GRPOTrainer step time          ~5 / 2 min
   grpo_tiny    does joint GRPO learn on the tiny VL model           ~20 / 3 min
   grpo_tiny_control  the same with the contrastive term inert         ~17 / 3 min
+  pairwise_tiny  SFT + GRPO on synthetic A-vs-B pairs, held-out acc.  ~7 / 1 min
   eval_speed   eval embeddings/s and chunked ranking                 ~2 min
   ablation     the 7-row ablation, 2 seeds in parallel               ~35 / 15 min
   real_data    AE-110K, OA-Mine, abt-buy, walmart-amazon             ~15 / 8 min
@@ -38,6 +39,7 @@ BENCHMARKS = {
     "grpo_speed": ([], ["--steps", "5"]),
     "grpo_tiny": ([], ["--sft-steps", "150", "--grpo-steps", "20", "--window", "5"]),
     "grpo_tiny_control": (CONTROL, ["--sft-steps", "150", "--grpo-steps", "20", "--window", "5", *CONTROL]),
+    "pairwise_tiny": ([], ["--pairs", "200", "--sft-steps", "100", "--grpo-steps", "10", "--window", "5"]),
     "eval_speed": ([], []),
     "ablation": ([], ["--quick"]),
     "real_data": ([], ["--quick"]),
