@@ -220,3 +220,29 @@ def _teacher_trace(product: Product, answer: str) -> str:
     # Free-text reasoning: keep it as the thinking and answer from the known attributes.
     text = text.removeprefix("<think>").removesuffix("</think>").strip()
     return f"<think>\n{text}\n</think>\n<answer>{answer}</answer>"
+
+
+# ---- the text an embedding reads (pooling "input", the no-reasoning path, the sentence-transformers export) ----
+
+# Attributes that identify an offer rather than describe it; appended to the title when it does not already
+# contain them (matching catalogs keep brand and model number in their own columns).
+IDENTIFIER_ATTRIBUTES = ("brand", "brand name", "manufacturer", "modelno", "model", "model number", "model name")
+
+
+def embedding_text(title: str, attributes: dict[str, Any] | str | None = None) -> str:
+    """Title plus identifier attributes (brand, model number) the title lacks: plain text, no template.
+
+    >>> embedding_text("koss eq50 3-band stereo equalizer", {"brand": "koss", "modelno": "152132"})
+    'koss eq50 3-band stereo equalizer 152132'
+    """
+    if isinstance(attributes, str):  # the prepared datasets keep attributes as a JSON string
+        try:
+            attributes = json.loads(attributes) if attributes.strip() else {}
+        except json.JSONDecodeError:
+            attributes = {}
+    text = (title or "").strip()
+    for name, value in (attributes or {}).items():
+        value = str(value or "").strip()
+        if name.lower() in IDENTIFIER_ATTRIBUTES and value and value.lower() not in text.lower():
+            text = f"{text} {value}".strip()
+    return text

@@ -100,17 +100,18 @@ def _row(task: str, product: Product, messages: list, images: list | None, trace
     return row
 
 
-def _check(task: str, products: list[Product], catalog_dir: Path, use_images: bool) -> dict[Path, bytes]:
+def _check(task: str, products: list[Product], catalog_dir: Path, use_images: bool, empty_targets: bool = False) -> dict[Path, bytes]:
     """Fail on the first unusable record, before any work is done. Returns the verified bytes of every image
     (`data_prep.images.check_record_images`: inside the catalog, fully decoded under the pixel limit)."""
     source = catalog_dir / PRODUCTS_FILE
     n_bare = sum(not p.attributes for p in products) if task == "sft" else 0
     for product in products:
-        if task == "sft" and not product.attributes:
+        if task == "sft" and not product.attributes and not empty_targets:
             raise MoonError(
                 f"{source}: record id={product.id!r}: field 'attributes' is empty ({n_bare} of {len(products)} "
                 "records in this split have none); SFT targets are built from the attributes, so add them, drop "
-                "those records, or pass --on-error skip (GRPO and evaluation accept them)"
+                "those records, pass --on-error skip, or --empty-targets to train them on a trace that says the title "
+                "names no attribute (matching catalogs, where the contrastive term is the point)"
             )
         if task == "sft" and product.reasoning:
             build_trace(product)  # raises on a malformed teacher trace
@@ -118,22 +119,22 @@ def _check(task: str, products: list[Product], catalog_dir: Path, use_images: bo
 
 
 def usable_products(
-    task: str, products: list[Product], catalog_dir: Path, use_images: bool, on_error: str = "stop"
+    task: str, products: list[Product], catalog_dir: Path, use_images: bool, on_error: str = "stop", empty_targets: bool = False
 ) -> tuple[list[Product], list[tuple[str, str]]]:
     """(the products the task can use, [(id, reason)] of those it cannot). "stop" raises at the first one
     (`_check`'s message); "skip" runs the same checks record by record and drops the ones that fail."""
     if on_error not in ON_ERROR_CHOICES:
         raise MoonError(f"--on-error {on_error!r}: choose one of {list(ON_ERROR_CHOICES)}")
     if on_error == "stop":
-        _check(task, products, catalog_dir, use_images)
+        verified = _check(task, products, catalog_dir, use_images, empty_targets)
         return products, []
     kept, skipped = [], []
     for product in products:
-        if task == "sft" and not product.attributes:  # the common case (AE-110K has 32): a short reason
+        if task == "sft" and not product.attributes and not empty_targets:  # the common case (AE-110K has 32): a short reason
             skipped.append((product.id, f"id={product.id!r}: field 'attributes' is empty (no SFT target)"))
             continue
         try:
-            _check(task, [product], catalog_dir, use_images)
+            _check(task, [product], catalog_dir, use_images, empty_targets)
         except MoonError as err:
             skipped.append((product.id, str(err)))
         else:
@@ -166,6 +167,7 @@ def prepare_task(
     progress: bool = True,
     on_error: str = "stop",
     report: dict[str, Any] | None = None,
+    empty_targets: bool = False,
 ):
     """Build the `task` dataset from one split of a catalog; save it to `out_dir` when given. Returns it.
 
@@ -183,7 +185,7 @@ def prepare_task(
     except (RecordError, FileNotFoundError) as err:
         raise MoonError(str(err)) from None
     use_images = with_images and any(p.images for p in products)
-    products, skipped = usable_products(task, products, catalog_dir, use_images, on_error)
+    products, skipped = usable_products(task, products, catalog_dir, use_images, on_error, empty_targets)
     if report is not None:
         report.update(
             skipped=len(skipped),

@@ -9,6 +9,9 @@ OUT holds what `moon_rl.load(OUT)` needs and nothing else:
 - moon_rl.json (the run's kind and training config, plus an `export` block: source, base model, date),
 - README.md, a model card with the training config and the latest eval metrics found for the run
   (also copied as eval_metrics.json),
+- with `--sentence-transformers`, OUT/st/: the embedder as Transformer + Pooling + Dense + Normalize, loadable by
+  `SentenceTransformer(OUT/st)` with no custom code (pooling "input" runs; `moon_rl/st_export.py`), checked against
+  `encode(texts, reasoning=False)`; it implies OUT/merged/,
 - with `--merge`, OUT/merged/: the LoRA merged into the base weights (`merge_and_unload`), saved as a
   plain transformers model (safetensors + processor) that `from_pretrained` and vLLM load without moon-rl;
   it also carries moon_extras.* so `moon_rl.load(OUT/merged)` embeds like the adapter.
@@ -52,6 +55,8 @@ class ExportResult:
     max_abs_diff: float
     merged: Path | None = None
     merged_max_abs_diff: float | None = None
+    sentence_transformers: Path | None = None
+    st_cosine_gap: float | None = None
 
 
 def check_target(out: Path, force: bool, source: str | Path | None = None) -> None:
@@ -63,7 +68,7 @@ def check_target(out: Path, force: bool, source: str | Path | None = None) -> No
 
 def find_source(path: str | Path) -> Path:
     """The adapter folder to export: the run/export/checkpoint itself, or a run's newest complete checkpoint."""
-    from moon_rl.extras import EXTRAS_CONFIG, EXTRAS_WEIGHTS, has_extras
+    from moon_rl.extras import EXTRAS_CONFIG, EXTRAS_WEIGHTS
     from moon_rl.inference import resolve_model_dir
 
     src = resolve_model_dir(path)
@@ -72,8 +77,11 @@ def find_source(path: str | Path) -> Path:
             f"{src}: no adapter_config.json, so there is no LoRA adapter to export (a --no-lora run or a plain model "
             "is already a full model: load it with moon_rl.load or transformers as it is)"
         )
-    if not has_extras(src):
-        raise MoonError(f"{src}: no {EXTRAS_WEIGHTS} / {EXTRAS_CONFIG}: not a moon-rl checkpoint (the embedding head is missing)")
+    # A run trained with the contrastive term off (and no add-on) has no head: it exports as an adapter that
+    # embeds by plain mean pooling, as `moon_rl.load` reads it. Half a head is a broken checkpoint.
+    halves = [(src / name).is_file() for name in (EXTRAS_WEIGHTS, EXTRAS_CONFIG)]
+    if any(halves) and not all(halves):
+        raise MoonError(f"{src}: has only one of {EXTRAS_WEIGHTS} / {EXTRAS_CONFIG}: the embedding head is missing or half-written")
     return src
 
 
@@ -131,6 +139,7 @@ def export_adapter(
     out: str | Path,
     *,
     merge: bool = False,
+    sentence_transformers: bool = False,
     force: bool = False,
     base_model: str | None = None,
     verify_data: str | Path | None = None,
@@ -164,7 +173,8 @@ def export_adapter(
         adapter_config = json.loads((tmp / "adapter_config.json").read_text(encoding="utf-8"))
         adapter_config["base_model_name_or_path"] = base
         (tmp / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2) + "\n", encoding="utf-8")
-        save_extras(model.extras, tmp)
+        if model.extras is not None:
+            save_extras(model.extras, tmp)
         model.processor.save_pretrained(tmp)
         meta = read_run_meta(src)
         meta["base_model"] = base
@@ -187,11 +197,24 @@ def export_adapter(
             raise MoonError(f"export check failed: reloaded embeddings differ from the source by {diff:.3g} (> {tolerance})")
         result = ExportResult(out, src, base, len(records), diff)
 
-        if merge:
+        if sentence_transformers:
+            from moon_rl.st_export import check_exportable
+
+            check_exportable(model.extras, model.is_vision_language)  # before the merge below changes the model
+            st_reference = model.encode(list(_VERIFY_TEXTS), reasoning=False, progress=False)
+        if merge or sentence_transformers:
             result.merged_max_abs_diff = _write_merged(model, tmp / MERGED_DIR, meta, records, encode, device, tolerance)
             result.merged = out / MERGED_DIR
+        if sentence_transformers:
+            from moon_rl.extras import model_dims
+            from moon_rl.st_export import ST_DIR, check_same_vectors, write_sentence_transformers
+
+            write_sentence_transformers(tmp / MERGED_DIR, tmp / ST_DIR, model.extras, model_dims(model.model)[0])
+            result.st_cosine_gap = check_same_vectors(tmp / ST_DIR, st_reference, list(_VERIFY_TEXTS))
+            result.sentence_transformers = out / ST_DIR
         eval_metrics = json.loads((tmp / EVAL_METRICS).read_text(encoding="utf-8")) if metrics_file else None
-        card = model_card(out.name, meta, model.extras.config_dict(), eval_metrics, metrics_file, result)
+        extras_config = model.extras.config_dict() if model.extras is not None else {"pooling": "mean (no head: trained without the contrastive term)"}
+        card = model_card(out.name, meta, extras_config, eval_metrics, metrics_file, result)
         (tmp / "README.md").write_text(card, encoding="utf-8")
         _finalize(tmp, out)
     except BaseException:
@@ -209,7 +232,8 @@ def _write_merged(model, merged_dir: Path, meta: dict, records: list, encode: di
     merged = model.model.merge_and_unload()  # the base model with W + BA; moon_extras stays on the PeftModel
     merged.save_pretrained(merged_dir)
     model.processor.save_pretrained(merged_dir)
-    save_extras(model.extras, merged_dir)
+    if model.extras is not None:
+        save_extras(model.extras, merged_dir)
     (merged_dir / RUN_META).write_text(json.dumps({**meta, "merged": True}, indent=2) + "\n", encoding="utf-8")
     _check_plain_transformers(merged_dir)
     reloaded = load(merged_dir, device=device)
@@ -304,6 +328,8 @@ def model_card(
     ]
     if result.merged is not None:
         lines.append(f"- `{MERGED_DIR}/`: LoRA merged into the base weights; loads with plain `transformers` / vLLM")
+    if result.sentence_transformers is not None:
+        lines.append("- `st/`: the embedder in the sentence-transformers layout: `SentenceTransformer(\"st\").encode(texts)` (no custom code)")
     lines += ["", "## Embedding", "", "```yaml", yaml.safe_dump(extras_config, sort_keys=False).strip(), "```", ""]
     if extras_config.get("residual_enhancement"):
         lines += [
@@ -334,4 +360,6 @@ def model_card(
     ]
     if result.merged_max_abs_diff is not None:
         lines.append(f"Merged model (forward only, no generated reasoning): max abs difference {result.merged_max_abs_diff:.3g}.")
+    if result.st_cosine_gap is not None:
+        lines.append(f"sentence-transformers folder vs `moon_rl.load(...).encode(texts, reasoning=False)`: 1 - min cosine {result.st_cosine_gap:.3g}.")
     return "\n".join(lines).rstrip() + "\n"

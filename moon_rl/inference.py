@@ -164,8 +164,14 @@ class MoonModel:
 
         recs = [as_record(r) for r in records]
         out, texts = [], []
+        plain = self.embeds_plain_text(reasoning)
         with tqdm(total=len(recs), desc=desc, unit="rec", disable=not progress) as bar:
             for batch in _batches(recs, batch_size):
+                if plain:  # the input path: the record's own text, no template, nothing generated
+                    out.append(self._embed_plain(batch))
+                    texts += [""] * len(batch)
+                    bar.update(len(batch))
+                    continue
                 inputs = self._tokenize(batch, Path(catalog_dir or "."))
                 completions = self._generate_ids(inputs, max_new_tokens) if reasoning else [[] for _ in batch]
                 out.append(self._embed(inputs, completions, reasoning))
@@ -194,7 +200,30 @@ class MoonModel:
                 bar.update(len(batch))
         return texts
 
+    def embeds_plain_text(self, reasoning: bool = True) -> bool:
+        """Does `encode` read the record's plain text (`data_prep.formats.embedding_text`) in a forward of its own?
+        Yes for a head trained with pooling='input' (reasoning cannot change it: the text comes first), and for a
+        text model without a head when no reasoning is asked for (mean pooling over the text, the usual baseline)."""
+        if self.extras is not None:
+            return self.extras.args.pooling == "input"
+        return not reasoning and not self.is_vision_language
+
     # ---- internals -----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def _embed_plain(self, batch: Sequence[Product | Query]) -> torch.Tensor:
+        from data_prep.formats import embedding_text
+        from moon_rl.embedding import backbone_hidden, input_masks, mean_pool, tokenize_texts
+
+        texts = [embedding_text(r.title, r.attributes) if isinstance(r, Product) else embedding_text(r.text) for r in batch]
+        if not all(texts):
+            first = next(r for r, t in zip(batch, texts) if not t)
+            raise MoonError(f"record {first.id or '(no id)'} has no text; this model embeds text only (pooling 'input')")
+        inputs = tokenize_texts(self.tokenizer, texts, device=self.device)
+        hidden = backbone_hidden(self.model, inputs)  # (B, L, H)
+        if self.extras is None:
+            return F.normalize(mean_pool(hidden.float(), inputs["attention_mask"]), dim=-1).cpu()
+        return self.extras.embed(hidden, input_masks(inputs["attention_mask"]))[0].float().cpu()
 
     def _tokenize(self, batch: Sequence[Product | Query], catalog_dir: Path) -> dict[str, torch.Tensor]:
         prompts = [record_prompt(r, catalog_dir, self.is_vision_language) for r in batch]
@@ -291,7 +320,9 @@ def resolve_model_dir(path: str | Path) -> Path:
     """The folder to load: `path` itself, or for a run folder without final artifacts its newest complete checkpoint."""
     from moon_rl.checkpoints import final_save_unfinished, latest_complete_checkpoint, list_checkpoints
 
-    path = Path(path).expanduser()
+    from moon_rl.models.gguf import materialize
+
+    path = Path(materialize(str(path))).expanduser()
     if not path.is_dir():
         raise MoonError(f"model path {path} does not exist (give a run folder, a checkpoint-N folder, an export or a base model folder)")
     unfinished = final_save_unfinished(path)

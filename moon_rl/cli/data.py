@@ -82,6 +82,7 @@ def _prepare(
     mapping: list[str],
     on_error: str,
     allow_remote_images: bool,
+    empty_targets: bool = False,
     pairs: Path | None = None,
 ) -> None:
     from data_prep.tasks import TASKS, prepare_task
@@ -133,7 +134,8 @@ def _prepare(
 
     skipped: dict = {}
     dataset = prepare_task(
-        task, catalog, out, split=split, with_images=images, query_rows=query_rows, on_error=on_error, report=skipped
+        task, catalog, out, split=split, with_images=images, query_rows=query_rows, on_error=on_error, report=skipped,
+        empty_targets=empty_targets,
     )
     summary = {"out": str(out), "task": task, "split": split, "rows": len(dataset), "columns": dataset.column_names}
     if skipped.get("skipped"):
@@ -201,12 +203,16 @@ def prepare(
     on_error: str = typer.Option("stop", "--on-error", metavar=_choices(("stop", "skip")), help=_ON_ERROR_HELP),
     pairs: Path | None = typer.Option(None, "--pairs", help=_PAIRS_HELP),
     allow_remote_images: bool = typer.Option(False, "--allow-remote-images", help=_REMOTE_HELP),
+    empty_targets: bool = typer.Option(
+        False, "--empty-targets", help="SFT: keep records without attributes, with a trace saying the title names none "
+        "(matching catalogs, where the contrastive term is the point); default: such records are an error (or skipped)."
+    ),
 ) -> None:
     """Convert a raw catalog (--source) and/or build an SFT or GRPO dataset from a catalog (--task), or a
     pairwise dataset from a pairs file (--task pairwise --pairs FILE)."""
     run_guarded(
-        _prepare, task, source, catalog, input_path, out, split, images, query_rows, mapping, on_error,
-        allow_remote_images, pairs,
+        _prepare, task, source, catalog, input_path, out, split, images, query_rows, mapping, on_error, allow_remote_images,
+        empty_targets, pairs,
     )
 
 
