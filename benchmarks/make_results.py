@@ -19,7 +19,8 @@ from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-KNOWN = {"ablation.json", "real_data.json", "cost.json", "grpo_tiny.json", "grpo_tiny_control.json", "pairwise_tiny.json"}
+KNOWN = {"ablation.json", "real_data.json", "cost.json", "grpo_tiny.json", "grpo_tiny_control.json", "pairwise_tiny.json",
+         "pretrained.json", "smollm2_e2e.json"}
 ROW_LABELS = {
     "base": "base model (untrained)", "sft": "SFT only", "sft+contrastive": "SFT + contrastive",
     "grpo": "GRPO without contrastive", "joint": "joint contrastive + GRPO", "joint+fusion": "joint + fusion",
@@ -300,6 +301,60 @@ def pairwise_tiny_section(data: dict | None) -> list[str]:
     return lines + [""]
 
 
+PRETRAINED_ROWS = [
+    ("tfidf_word", "TF-IDF, words"), ("tfidf_char", "TF-IDF, char 2-4-grams"), ("bm25", "BM25"),
+    ("minilm", "all-MiniLM-L6-v2"), ("minilm_ft", "all-MiniLM-L6-v2 fine-tuned (MNRL, train pairs)"),
+    ("base", "SmolLM2-135M-Instruct base (moon-rl encode, mean pooling)"), ("sft", "moon-rl contrastive SFT (LoRA, pooling input)"),
+    ("grpo", "moon-rl SFT + joint GRPO"),
+]
+
+
+def pretrained_section(data: dict | None, e2e: dict | None) -> list[str]:
+    """benchmarks/pretrained.py: real offers, full corpora, every row on the same queries; smollm2_e2e.py: every command."""
+    lines = ["## Real data, real pretrained base (`pretrained`)", ""]
+    if not data:
+        return lines + ["Not run yet: `python benchmarks/pretrained.py` (long: run it in the background; it resumes).", ""]
+    lines += [
+        "Query = a table-A offer in a positive test pair, corpus = the whole table B (no cap), hit = an offer of the query's "
+        "group; every row reads the same text (title + brand / model number). Command of each row in "
+        "`benchmarks/results/pretrained.json` (`details.<row>.command`). A row marked * is a run in progress (its last "
+        "scored checkpoint).", "",
+    ]
+    names = list(data)
+    lines += ["| row | " + " | ".join(f"{n} R@1 / MRR" for n in names) + " |", "|---" * (len(names) + 1) + "|"]
+    for key, label in PRETRAINED_ROWS:
+        cells = []
+        for n in names:
+            d = data[n].get("details", {}).get(key)
+            cells.append("not run" if d is None else f"{d['R@1']:.3f} / {d['MRR']:.3f}" + (" *" if d.get("partial") else ""))
+        if any(c != "not run" for c in cells):
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines.append("| queries x corpus | " + " | ".join(f"{data[n]['queries']} x {data[n]['corpus']}" for n in names) + " |")
+    lines.append("")
+    for n in names:
+        sft = data[n].get("details", {}).get("sft")
+        if sft and sft.get("curve"):
+            base = data[n]["rows"].get("base")
+            lines += [f"{n}, SFT R@1 by step (batch 16; base {fmt(base)}):", "",
+                      "| step | " + " | ".join(str(p["step"]) for p in sft["curve"]) + " |",
+                      "|---" * (len(sft["curve"]) + 1) + "|",
+                      "| R@1 | " + " | ".join(fmt(p["R@1"]) for p in sft["curve"]) + " |",
+                      "| MRR | " + " | ".join(fmt(p["MRR"]) for p in sft["curve"]) + " |", ""]
+        ft = data[n].get("details", {}).get("minilm_ft")
+        if ft and ft.get("curve"):
+            lines += [f"{n}, fine-tuned MiniLM by epoch (chosen on valid R@1: epoch {ft['epoch']}, {ft['train_pairs']} train pairs): "
+                      + ", ".join(f"{p['epoch']}: valid {fmt(p['valid_R@1'])} / test {fmt(p['test']['R@1'])}" for p in ft["curve"]), ""]
+    if e2e:
+        lines += ["### Every command on SmolLM2-135M-Instruct (`smollm2_e2e`)", "", "| stage | exit | seconds |", "|---|---|---|"]
+        lines += [f"| `{s['stage']}` | {s['exit']} | {s['seconds']:.0f} |" for s in e2e.get("stages", [])]
+        check = e2e.get("sentence_transformers_check")
+        if check:
+            lines += ["", f"`SentenceTransformer(EXPORT/st).encode` vs `moon_rl.load(RUN).encode` on {check['texts']} texts: "
+                      f"min cosine {check['min_cosine']} (passes 1e-4: {check['passes_1e-4']})."]
+        lines.append("")
+    return lines
+
+
 def other_section(results: Path) -> list[str]:
     lines = ["## Other measurements", ""]
     for path in sorted(results.glob("*.json")):
@@ -342,6 +397,7 @@ def main() -> None:
     lines += cost_section(load("cost.json"), load("grpo_speed.json"))
     lines += grpo_tiny_section(load("grpo_tiny.json"), load("grpo_tiny_control.json"))
     lines += pairwise_tiny_section(load("pairwise_tiny.json"))
+    lines += pretrained_section(load("pretrained.json"), load("smollm2_e2e.json"))
     lines += other_section(args.results)
     args.out.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     print(f"wrote {args.out}")

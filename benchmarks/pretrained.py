@@ -78,13 +78,11 @@ def prepare_catalog(src: Path, workdir: Path) -> Path:
 
 
 def offer_text(product) -> str:
-    """Title plus brand / model number when the title does not already contain them (same for every row)."""
-    text = product.title
-    for key in ("brand", "modelno"):
-        value = str(product.attributes.get(key) or "").strip()
-        if value and value.lower() not in text.lower():
-            text = f"{text} {value}"
-    return text
+    """Title plus brand / model number when the title does not already contain them: moon-rl's own embedding text
+    (`data_prep.formats.embedding_text`), read by every row so that no row sees more than another."""
+    from data_prep.formats import embedding_text
+
+    return embedding_text(product.title, product.attributes)
 
 
 def split_ids(catalog: Path, name: str) -> list[str]:

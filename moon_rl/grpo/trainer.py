@@ -56,7 +56,9 @@ from trl import GRPOTrainer
 from trl.models.utils import disable_gradient_checkpointing
 from trl.trainer.utils import RepeatSampler
 
+from data_prep.formats import embedding_text
 from moon_rl.capture import HiddenStateCapture, unwrap_model
+from moon_rl.embedding import backbone_hidden, check_input_pooling, input_masks, tokenize_texts
 from moon_rl.errors import MoonError
 from moon_rl.extras import detached_extras, get_extras, image_token_id_of, modality_masks, residual_suspended
 from moon_rl.grpo.config import MoonGRPOConfig
@@ -83,6 +85,7 @@ from moon_rl.trainer_common import (
 )
 
 GROUP_KEY, ROW_KEY, UID_KEY = "moon_group_ids", "moon_row_ids", "moon_rollout_uids"
+EMBED_IDS_KEY, EMBED_MASK_KEY = "moon_embed_input_ids", "moon_embed_attention_mask"  # pooling "input": the rows' own text
 
 
 class GroupRepeatSampler(RepeatSampler):
@@ -145,6 +148,13 @@ class MoonGRPOTrainer(MoonTrainerMixin, GRPOTrainer):
         if self.contrastive_on:
             self._check_id_columns()
             batch_clusters(self.train_dataset, self.args.hard_negatives_by)  # fail now, not at the first batch
+            if self._input_pooling():
+                check_input_pooling(self.model, self.train_dataset)
+                if self._reward_wants_embeddings:
+                    raise MoonError(
+                        "pooling='input' embeds the row's own text, which no rollout changes: a reward that scores rollout "
+                        "embeddings (retrieval) would give every rollout of a prompt the same value; use pooling mean or fusion"
+                    )
             check_positives_possible(
                 self.args.generation_batch_size // self.num_generations,
                 dataset_column(self.train_dataset, "group_id"),
@@ -284,13 +294,13 @@ class MoonGRPOTrainer(MoonTrainerMixin, GRPOTrainer):
 
     def _generate_and_score_completions(self, inputs):
         mode = "train" if self.model.training else "eval"
-        self._scoring = scoring = ScoringPass(want_embeddings=self._reward_wants_embeddings or (mode == "train" and self._bank_needed()))
+        self._scoring = scoring = ScoringPass(want_embeddings=self._reward_wants_embeddings or (mode == "train" and self._bank_needed() and not self._input_pooling()))
         try:
             output = super()._generate_and_score_completions(inputs)
             if self.contrastive_on:
                 self._attach_ids(output, inputs)
                 if mode == "train" and self._bank_needed():
-                    emb = self._rollout_embeddings(scoring)
+                    emb = self._input_embeddings_no_grad(output) if self._input_pooling() else self._rollout_embeddings(scoring)
                     self._bank = CandidateBank.gather(self.accelerator, emb, output[GROUP_KEY], output[ROW_KEY], output[UID_KEY])
         finally:
             self._scoring = None
@@ -312,21 +322,40 @@ class MoonGRPOTrainer(MoonTrainerMixin, GRPOTrainer):
         output[GROUP_KEY] = hash_labels([x["group_id"] for x in inputs], device=device)
         output[ROW_KEY] = hash_labels([x["id"] for x in inputs], device=device)
         output[UID_KEY] = torch.arange(n, device=device) + self.accelerator.process_index * n
+        if self._input_pooling():  # (N, L_text): split and shuffled with the rollouts like every other tensor
+            texts = [embedding_text(x.get("title") or "", x.get("attributes")) for x in inputs]
+            embed = tokenize_texts(self.processing_class, texts, device=device)
+            output[EMBED_IDS_KEY], output[EMBED_MASK_KEY] = embed["input_ids"], embed["attention_mask"]
+
+    def _input_pooling(self) -> bool:
+        extras = get_extras(self.model)
+        return (extras.args.pooling if extras is not None else self.args.pooling) == "input"
+
+    def _input_embeddings_no_grad(self, output: dict) -> torch.Tensor:
+        embed = {"input_ids": output[EMBED_IDS_KEY], "attention_mask": output[EMBED_MASK_KEY]}
+        with torch.no_grad():
+            return get_extras(self.model).embed(backbone_hidden(self.model, embed), input_masks(embed["attention_mask"]))[0]
 
     # ---- loss -------------------------------------------------------------------------------------
 
     def _compute_loss(self, model, inputs):
         if not self.contrastive_on:
             return super()._compute_loss(model, inputs)
-        # Training forwards run with grad; evaluation runs under no_grad, so capture those there.
-        with HiddenStateCapture(model, capture_no_grad=not torch.is_grad_enabled()) as capture:
+        if self._input_pooling():
+            # Pooling "input": the policy loss is TRL's as is; the rows' plain text gets a short forward of its own.
             loss = super()._compute_loss(model, inputs)
-        # Added after the parent has returned, so no loss_type branch can skip it (TRL issue 7009).
-        hidden = capture.hidden_states()  # (B, P+C, H)
-        input_ids = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], dim=1)  # (B, P+C)
-        attention_mask = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], dim=1)
-        reasoning = torch.cat([torch.zeros_like(inputs["prompt_mask"]), inputs["completion_mask"]], dim=1)
-        masks = modality_masks(input_ids, attention_mask, reasoning, image_token_id_of(model))
+            embed = {"input_ids": inputs[EMBED_IDS_KEY], "attention_mask": inputs[EMBED_MASK_KEY]}
+            hidden, masks = backbone_hidden(model, embed), input_masks(embed["attention_mask"])  # (B, L_text, H)
+        else:
+            # Training forwards run with grad; evaluation runs under no_grad, so capture those there.
+            with HiddenStateCapture(model, capture_no_grad=not torch.is_grad_enabled()) as capture:
+                loss = super()._compute_loss(model, inputs)
+            # Added after the parent has returned, so no loss_type branch can skip it (TRL issue 7009).
+            hidden = capture.hidden_states()  # (B, P+C, H)
+            input_ids = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], dim=1)  # (B, P+C)
+            attention_mask = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], dim=1)
+            reasoning = torch.cat([torch.zeros_like(inputs["prompt_mask"]), inputs["completion_mask"]], dim=1)
+            masks = modality_masks(input_ids, attention_mask, reasoning, image_token_id_of(model))
         mode = "train" if self.model.training else "eval"
         c_loss, stats, info, n_candidates = contrastive_with_bank(
             get_extras(model), hidden, masks, inputs[GROUP_KEY], inputs[ROW_KEY], inputs[UID_KEY],

@@ -221,3 +221,22 @@ def test_real_smollm2_wheel_converts_and_speaks(tmp_path, cache):
     config = json.loads((out / "config.json").read_text())
     assert config["model_type"] == "llama" and config["num_hidden_layers"] == 30
     assert "Apache-2.0" in (out / "README.md").read_text()
+
+
+def test_grpo_with_input_pooling_trains_the_head_on_the_rows_text(tiny_model_dir, tmp_path):
+    """Joint GRPO with pooling 'input': the contrastive term is logged and the head moves; a retrieval reward
+    (which scores rollout embeddings the input path cannot vary) is refused up front."""
+    from grpo_support import fast_config, grpo_dataset, moon_trainer
+
+    from reward_fns.registry import resolve_rewards
+
+    model_dir = tiny_model_dir("qwen2")
+    trainer = moon_trainer(model_dir, fast_config(tmp_path / "g", pooling="input", max_steps=2), dataset=grpo_dataset("text"))
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if "moon_extras" in n}
+    trainer.train()
+    assert [h for h in trainer.state.log_history if "contrastive_loss" in h]
+    after = dict(trainer.model.named_parameters())
+    assert before and all(not torch.equal(after[n].detach(), v) for n, v in before.items())
+    rewards, _ = resolve_rewards(["retrieval"])
+    with pytest.raises(MoonError, match="pooling='input'"):
+        moon_trainer(model_dir, fast_config(tmp_path / "r", pooling="input"), rewards=rewards, dataset=grpo_dataset("text"))
