@@ -41,7 +41,8 @@ REWARD_ERROR_MODES = ("raise", "skip")
 class MoonGRPOConfig(GRPOConfig, EmbeddingArgs):
     """Joint GRPO + InfoNCE. See `EmbeddingArgs` for the head's fields; `contrastive_weight=0` with both
     MOON3.0 modules off trains exactly like TRL's `GRPOTrainer` (no add-on attached, no `id`/`group_id` columns
-    needed). `MoonGRPOTrainer(args=None)` builds one with these defaults, named after the model as TRL does."""
+    needed). `MoonGRPOTrainer(args=None)` builds one with these defaults, named after the model as TRL does (the term off
+    when the training set has no `id`/`group_id` columns: plain TRL data trains as with TRL)."""
 
     rewards: list[str] | None = dataclasses.field(
         default=None,

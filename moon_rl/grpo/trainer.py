@@ -119,8 +119,22 @@ class MoonGRPOTrainer(MoonTrainerMixin, GRPOTrainer):
     _tag_names = ["trl", "grpo", "moon-rl"]
 
     def __init__(self, model, reward_funcs=None, args: MoonGRPOConfig | None = None, *pos: Any, extras_dir: str | None = None, **kwargs: Any):
-        if args is None:  # as TRL does: a default config named after the model, with moon-rl's defaults
-            args = MoonGRPOConfig(output_dir=f"{default_run_name(model)}-GRPO")
+        if args is None:  # as TRL does: a default config named after the model, with moon-rl's defaults ...
+            # ... except the contrastive term for a dataset that cannot carry it: a plain TRL prompt dataset (no
+            # 'id'/'group_id' columns) with no config is the drop-in case, so it trains as trl.GRPOTrainer does;
+            # an explicit MoonGRPOConfig with the term on still refuses such data (`_check_id_columns`).
+            columns = getattr(kwargs.get("train_dataset", pos[0] if pos else None), "column_names", None)
+            term_off = columns is not None and not set(ID_COLUMNS) <= set(columns)
+            if term_off:
+                import warnings
+
+                warnings.warn(
+                    "args=None and the training dataset has no 'id'/'group_id' columns: contrastive term off "
+                    "(contrastive_weight=0), training as trl.GRPOTrainer; pass a MoonGRPOConfig and GRPO data from "
+                    "`moon-rl data prepare --task grpo` to train the embedding head",
+                    stacklevel=2,
+                )
+            args = MoonGRPOConfig(output_dir=f"{default_run_name(model)}-GRPO", **({"contrastive_weight": 0.0} if term_off else {}))
         if not isinstance(args, MoonGRPOConfig):
             raise MoonError(
                 f"MoonGRPOTrainer needs a MoonGRPOConfig, got {type(args).__name__}: it takes every GRPOConfig field; "

@@ -221,6 +221,16 @@ def test_grpo_args_none_output_dir_is_trls(text_model, monkeypatch, tmp_path):
     assert seen == {"checked": True}
 
 
+def test_grpo_args_none_with_trl_data_trains_as_trl(text_model, monkeypatch, tmp_path):
+    """TRL's test_init_minimal: args=None and a plain prompt dataset (no id/group_id) must build, as with
+    trl.GRPOTrainer: the term is off (said in a warning), so no head is attached and nothing is refused."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.warns(UserWarning, match="no 'id'/'group_id' columns: contrastive term off"):
+        trainer = MoonGRPOTrainer(model=text_model, reward_funcs=spread_reward, train_dataset=Dataset.from_list(rows(ids=False)))
+    assert trainer.args.contrastive_weight == 0 and not trainer.contrastive_on
+    assert not any("moon_extras" in n for n, _ in trainer.model.named_parameters())
+
+
 def test_grpo_term_on_names_missing_id_columns(text_model, tmp_path):
     with pytest.raises(MoonError, match=r"no \['id', 'group_id'\] column.*positives"):
         MoonGRPOTrainer(model=text_model, reward_funcs=spread_reward, args=grpo_config(tmp_path, "on"),
