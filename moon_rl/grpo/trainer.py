@@ -88,11 +88,18 @@ GROUP_KEY, ROW_KEY, UID_KEY = "moon_group_ids", "moon_row_ids", "moon_rollout_ui
 EMBED_IDS_KEY, EMBED_MASK_KEY = "moon_embed_input_ids", "moon_embed_attention_mask"  # pooling "input": the rows' own text
 
 
+def in_order_batches(n_rows: int, batch_size: int) -> list[list[int]]:
+    """`shuffle_dataset=False`: TRL's order (row 0, 1, 2, ...) cut into full batches, e.g. 5 rows, batch 2 ->
+    [[0, 1], [2, 3]]. No packing: the user asked for the dataset's order, so a group is together exactly when
+    its rows are adjacent there (as `moon-rl data prepare` writes them)."""
+    return [list(range(i, i + batch_size)) for i in range(0, n_rows - batch_size + 1, batch_size)]
+
+
 class GroupRepeatSampler(RepeatSampler):
     """`RepeatSampler` whose chunks of `batch_size` unique rows (one generation batch) hold whole groups
     where possible: the order comes from `group_batches` instead of a plain permutation. Repeats (per
     rollout and per iteration) are the parent's. `set_epoch` reshuffles; with `shuffle_dataset=False` the
-    packing is still shuffled, deterministically per seed (packing needs a shuffle of the groups)."""
+    rows come in dataset order, as TRL's (`in_order_batches`), so a group shares a batch when its rows are adjacent."""
 
     def __init__(self, group_ids: list[str], clusters: list[str] | None = None, **kwargs: Any):
         super().__init__(data_source=group_ids, **kwargs)
@@ -104,7 +111,10 @@ class GroupRepeatSampler(RepeatSampler):
         self.epoch = epoch
 
     def __iter__(self):
-        chunks = group_batches(self.group_ids, self.batch_size, seed=self.seed or 0, epoch=self.epoch, drop_last=True, clusters=self.clusters)
+        if self.shuffle:
+            chunks = group_batches(self.group_ids, self.batch_size, seed=self.seed or 0, epoch=self.epoch, drop_last=True, clusters=self.clusters)
+        else:
+            chunks = in_order_batches(len(self.group_ids), self.batch_size)
         for chunk in chunks:
             for _ in range(self.repeat_count):
                 for index in chunk:

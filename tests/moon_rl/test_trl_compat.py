@@ -231,7 +231,16 @@ def test_grpo_args_none_with_trl_data_trains_as_trl(text_model, monkeypatch, tmp
     assert not any("moon_extras" in n for n, _ in trainer.model.named_parameters())
 
 
-def test_grpo_term_on_names_missing_id_columns(text_model, tmp_path):
+@pytest.mark.parametrize("term", ["off", "on"])
+def test_grpo_shuffle_dataset_false_keeps_dataset_order(text_model, tmp_path, term):
+    """TRL's test_prepare_input_called_with_correct_data: shuffle_dataset=False feeds the rows in dataset order,
+    each repeated num_generations times; with the term on too (the group sampler must not reshuffle)."""
+    trainer = MoonGRPOTrainer(model=text_model, reward_funcs=spread_reward, train_dataset=Dataset.from_list(rows(ids=term == "on")),
+                              args=grpo_config(tmp_path, term, shuffle_dataset=False, steps_per_generation=2))
+    # generation batch = 4 rows x 2 generations (2 steps of 4 rollouts), replayed once per step; rows 0-3, then 4-7
+    expected = [i for start in (0, 4) for _ in range(2) for i in range(start, start + 4) for _ in range(2)]
+    assert list(trainer._get_train_sampler()) == expected
+
     with pytest.raises(MoonError, match=r"no \['id', 'group_id'\] column.*positives"):
         MoonGRPOTrainer(model=text_model, reward_funcs=spread_reward, args=grpo_config(tmp_path, "on"),
                         train_dataset=Dataset.from_list(rows(ids=False)))
