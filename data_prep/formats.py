@@ -77,10 +77,18 @@ def find_mention(text: str | None, value: str) -> str | None:
 
 
 def image_paths(product: Product, catalog_dir: str | Path) -> list[Path]:
-    """Absolute paths of the product's images; a missing file raises naming the record and the path."""
+    """Absolute paths of the product's images; a missing file, or a path that leaves the catalog folder
+    (`..`, absolute, a symlink pointing outside: `data_prep.images.resolve_image_path`), raises naming the record."""
+    from data_prep.images import resolve_image_path
+
     paths = []
     for rel in product.images:
         path = Path(catalog_dir) / rel
+        if path.exists():
+            try:
+                path = resolve_image_path(rel, catalog_dir)
+            except MoonError as err:
+                raise MoonError(f"{Path(catalog_dir) / 'products.jsonl'}: record id={product.id!r}: field 'images': {err}") from None
         if not path.is_file():
             raise MoonError(
                 f"{Path(catalog_dir) / 'products.jsonl'}: record id={product.id!r}: field 'images': file {path} "

@@ -161,6 +161,17 @@ def _read_limited(path: Path, label: str, max_bytes: int) -> bytes:
         raise MoonError(f"{label}: cannot read image ({err.strerror or err})") from None
 
 
+def check_image_bytes(
+    data: bytes, label: str, max_pixels: int = DEFAULT_MAX_PIXELS, *, max_bytes: int = DEFAULT_MAX_BYTES
+) -> None:
+    """Image bytes already in memory (a prepared dataset's `images` column): under `max_bytes`, a format in
+    `ALLOWED_FORMATS`, under `max_pixels`, fully decodable. Raises `MoonError` starting with `label`."""
+    if len(data) > max_bytes:
+        raise MoonError(f"{label}: image is {len(data)} bytes, over the limit of {max_bytes}")
+    image, _ = _decode_checked(data, label, max_pixels)
+    image.close()
+
+
 def open_image_checked(
     path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, *, max_bytes: int = DEFAULT_MAX_BYTES
 ) -> Image.Image:

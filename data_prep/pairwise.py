@@ -108,8 +108,9 @@ def image_file(pair: Pair, rel: str, pairs_file: Path) -> Path:
 
 
 def read_pairs(pairs_file: str | Path, on_error: str = "stop") -> tuple[list[Pair], list[str]]:
-    """(pairs, skip reasons) of a pairs file; every image is checked to exist and to open."""
-    from PIL import Image, UnidentifiedImageError
+    """(pairs, skip reasons) of a pairs file; every image is checked to stay inside the file's folder and to
+    decode fully under the pixel limit (`data_prep.images.open_image_checked`)."""
+    from data_prep.images import open_image_checked
 
     pairs_file = Path(pairs_file)
     if not pairs_file.is_file():
@@ -131,10 +132,10 @@ def read_pairs(pairs_file: str | Path, on_error: str = "stop") -> tuple[list[Pai
                     if "image" in cand:
                         path = image_file(pair, cand["image"], pairs_file)
                         try:
-                            with Image.open(path) as img:
-                                img.load()
-                        except (UnidentifiedImageError, OSError) as err:
-                            raise MoonError(f"{pairs_file}:{line} (id={pair.id!r}): image {path} does not open ({err})") from None
+                            open_image_checked(path).close()
+                        except MoonError as err:  # corrupt, truncated, not an image, a decompression bomb
+                            why = str(err).removeprefix(f"{path}: ")
+                            raise MoonError(f"{pairs_file}:{line} (id={pair.id!r}): image {path} does not open ({why})") from None
             except MoonError as err:
                 if on_error == "stop":
                     raise MoonError(f"{err} (fix the line, or pass --on-error skip)") from None

@@ -22,12 +22,13 @@ every random draw comes from one `random.Random(seed)`).
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 import shutil
 from pathlib import Path
 from typing import Any
 
-from data_prep.schema import PRODUCTS_FILE, SPLITS_DIR, Product, write_catalog
+from data_prep.schema import META_FILE, PRODUCTS_FILE, SPLITS_DIR, Product, write_catalog
 from data_prep.synth_render import View, render
 from data_prep.taxonomy import BRANDS, CATEGORIES, FLUFF, VISUAL_ATTRIBUTES, Category, surface_forms
 from moon_rl.errors import MoonError
@@ -141,11 +142,26 @@ def _record(item: _Item, pid: str, cfg: SynthConfig, rng: random.Random, avoid_t
     )
 
 
+SYNTH_SOURCE = "moon-rl data synth"  # catalog.json's "source": the mark of a folder --force may replace
+
+
+def _meta_source(out: Path) -> object:
+    try:
+        return json.loads((out / META_FILE).read_text(encoding="utf-8")).get("source")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def _prepare_out(out: Path, force: bool) -> None:
     if out.exists() and any(out.iterdir()):
         if not force:
             raise MoonError(
                 f"{out}: folder is not empty; choose a new --out folder or pass --force to replace the catalog in it"
+            )
+        if _meta_source(out) != SYNTH_SOURCE:  # --force replaces only what `data synth` wrote, never a user's images/
+            raise MoonError(
+                f"{out}: --force replaces only a catalog `moon-rl data synth` wrote (its {META_FILE} says so), and this "
+                "folder is not one; choose a new --out folder"
             )
         for sub in (IMAGES_DIR, SPLITS_DIR):  # only what a catalog owns; other files are left alone
             shutil.rmtree(out / sub, ignore_errors=True)
@@ -199,7 +215,7 @@ def synth_catalog(
     used = {p.category for p in products}
     meta = {
         "name": "synthetic-mbe",
-        "source": "moon-rl data synth",
+        "source": SYNTH_SOURCE,
         "config": dataclasses.asdict(cfg),
         "attributes": sorted({name for c in CATEGORIES for name in c.attributes}),
         "visual_attributes": sorted(VISUAL_ATTRIBUTES),

@@ -22,6 +22,7 @@ from data_prep.synth_render import View, render
 KINDS = {"tshirt": "T-shirt", "mug": "mug", "tote": "tote bag", "plate": "plate"}
 PAIR_COLOURS = ("red", "blue", "green", "yellow")
 TEST_FRACTION = 0.2
+PAIRS_FILES = ("train.jsonl", "test.jsonl", "images")  # everything synth_pairs writes
 
 
 @dataclasses.dataclass

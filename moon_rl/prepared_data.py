@@ -2,7 +2,8 @@
 
 `load_prepared(path, task)` accepts a prepared dataset folder or a catalog (prepared on the fly, train
 split). `check_rows(...)` fails on the first unusable row, naming it; it reads only the light columns
-and never decodes images. Each trainer adds its own per-row rule (`row_check`).
+and never decodes images. Each trainer adds its own per-row rule (`row_check`). `check_images(...)` is the door
+for the `images` column: every image's stored bytes fully decoded under the pixel limit, no path read.
 """
 
 from __future__ import annotations
@@ -102,3 +103,33 @@ def check_rows(
             f"{source}: no two rows share a group_id, so the contrastive loss has no positives; add views or query rows "
             "(`moon-rl data prepare` adds query rows by default) or set contrastive_weight=0"
         )
+
+
+def check_images(dataset, source: str) -> None:
+    """Every image of the `images` column carries its bytes, and they decode (`data_prep.images.check_image_bytes`:
+    allowed format, pixel and byte limits, fully decoded). A path without bytes is never read: `datasets` would
+    open it relative to the working directory, wherever it points (`../../etc/passwd`), and `moon-rl data
+    prepare` always stores the bytes (`save_to_disk` embeds local files too)."""
+    from datasets import Image, List
+
+    from data_prep.images import check_image_bytes
+
+    feature = dataset.features["images"]
+    if not isinstance(feature, List) or not isinstance(feature.feature, Image):
+        return  # images stored some other way (already PIL objects in memory): the collator will tell
+    raw = dataset.select_columns(["images", *(["id"] if "id" in dataset.column_names else [])])
+    raw = raw.cast_column("images", List(Image(decode=False)))
+    for index, row in enumerate(raw):
+        for k, image in enumerate(row["images"] or []):
+            at = where(source, index, row.get("id"))
+            path = image.get("path")
+            if image.get("bytes"):
+                check_image_bytes(image["bytes"], f"{at}: image {k} ({path or 'stored bytes'})")
+                continue
+            if not path or not Path(path).is_file():
+                raise MoonError(f"{at}: image file {path!r} not found (and no bytes stored)")
+            raise MoonError(
+                f"{at}: image {path!r} is a path with no bytes stored in the dataset; moon-rl never reads image paths "
+                "from a prepared dataset (they could point anywhere); prepare it again with `moon-rl data prepare`, "
+                "which stores every image's bytes"
+            )

@@ -24,7 +24,19 @@ MACHINE_ERRORS = {
 }
 
 
+def _close_progress_bars() -> None:
+    """An error raised inside a tqdm loop leaves its bar open, with no newline after it: close every open bar
+    so that `error:` starts a line of its own."""
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ()) or ()):
+        try:
+            bar.close()
+        except Exception:  # noqa: BLE001 - a bar that cannot redraw must not hide the error
+            pass
+
+
 def fail(message: str, code: int = 2) -> None:
+    _close_progress_bars()
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
 

@@ -29,16 +29,23 @@ data_app = typer.Typer(
 def _synth(out: Path, products: int, seed: int, image_size: int, force: bool, pairs: int = 0) -> None:
     from data_prep.synth import SynthConfig, synth_catalog
 
-    if pairs:
-        from data_prep.synth_pairs import PairsConfig, synth_pairs
-
-        if out.exists() and any(out.iterdir()) and not force:
-            raise MoonError(f"--out {out}: not empty; pass --force to write the pairs into it anyway")
-        typer.echo(json.dumps(synth_pairs(out, PairsConfig(pairs=pairs, seed=seed, image_size=image_size)), indent=2))
-        return
     from moon_rl.file_checks import check_output
 
     check_output(out, {})
+    if pairs:
+        from data_prep.synth_pairs import PAIRS_FILES, PairsConfig, synth_pairs
+
+        if out.exists() and any(out.iterdir()):
+            if not force:
+                raise MoonError(f"--out {out}: not empty; pass --force to write the pairs into it anyway")
+            others = sorted(p.name for p in out.iterdir() if p.name not in PAIRS_FILES)
+            if others:  # --force only over an earlier `data synth --pairs`: its images/ would mix with a catalog's
+                raise MoonError(
+                    f"--out {out}: --force replaces only earlier `data synth --pairs` output ({', '.join(PAIRS_FILES)}), "
+                    f"and it holds {others[0]}; choose a new folder"
+                )
+        typer.echo(json.dumps(synth_pairs(out, PairsConfig(pairs=pairs, seed=seed, image_size=image_size)), indent=2))
+        return
     summary = synth_catalog(out, SynthConfig(products=products, seed=seed, image_size=image_size), force=force)
     typer.echo(json.dumps(summary, indent=2))
 
@@ -160,6 +167,10 @@ def _prepare_pairwise(
         raise MoonError("--task pairwise reads --pairs only; --catalog and --source do not apply")
     if on_error not in ("stop", "skip"):
         raise MoonError(f"--on-error {on_error!r}: choose 'stop' or 'skip'")
+    from moon_rl.file_checks import check_output
+
+    # The pairs file's folder holds its images (they must stay under it): the output goes outside it.
+    check_output(out, {"--pairs": pairs, "the pairs file's folder": pairs.parent})
     report: dict = {}
     datasets = prepare_pairwise(pairs, out, with_images=images, on_error=on_error, report=report)
     summary = {"out": {name: str(out / name) for name in datasets}, "task": "pairwise", "rows": len(datasets["sft"]),

@@ -103,6 +103,16 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
             raise MoonError(f"model {p} does not exist (--model / --baseline take local folders)")
     if "pairwise" in cfg.tasks:  # reads a pairs file, not a catalog (moon_rl/eval/pairwise.py)
         from moon_rl.eval.pairwise import run_pairwise_eval
+        from moon_rl.file_checks import check_model_input, check_output
+
+        # As for a catalog: the output never goes into the pairs file's folder (it holds the images), nor replaces it.
+        # (A wrong --tasks or a --data that is no file: run_pairwise_eval says so first.)
+        if cfg.tasks == ["pairwise"] and Path(cfg.data).expanduser().is_file():
+            pw_models = {"--model" if i == 0 else f"--baseline #{i}": p for i, p in enumerate(paths)}
+            pairs_inputs = {"--data": cfg.data, "the pairs file's folder": Path(cfg.data).expanduser().parent}
+            check_output(cfg.out, {**pairs_inputs, **pw_models}, inside_ok=tuple(pw_models))
+            for p in paths:
+                check_model_input(p, cfg.base_model)
 
         return run_pairwise_eval(cfg, paths, model_names(paths))
     from data_prep.images import check_record_images

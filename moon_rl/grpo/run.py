@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from moon_rl.errors import MoonError
-from moon_rl.prepared_data import check_rows, load_prepared
+from moon_rl.prepared_data import check_images, check_rows, load_prepared
 from moon_rl.grpo.config import MoonGRPOConfig
 from moon_rl.modeling import ModelArgs
 
@@ -38,10 +38,12 @@ def load_grpo_data(path: str | Path, with_images: bool = True):
 
 
 def validate_grpo_dataset(dataset, source: str, needs_groups: bool, model_takes_images: bool) -> None:
-    """Fail on the first unusable row, naming it. Reads only the light columns, never decodes images."""
+    """Fail on the first unusable row, naming it: the light columns, then every image decoded (`check_images`)."""
     if "completion" in dataset.column_names:
         raise MoonError(f"{source}: dataset has a 'completion' column (SFT data?); GRPO generates completions, use --task grpo data")
     check_rows(dataset, source, "grpo", ("prompt",), needs_groups, model_takes_images)
+    if "images" in dataset.column_names:
+        check_images(dataset, source)
 
 
 # ---- rewards ----------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from moon_rl.errors import MoonError
-from moon_rl.prepared_data import check_rows, load_prepared, where as _where
+from moon_rl.prepared_data import check_images, check_rows, load_prepared
 from moon_rl.modeling import ModelArgs
 from moon_rl.sft.config import MoonSFTConfig
 
@@ -58,31 +58,13 @@ def _check_sft_row(row: dict[str, Any], at: str) -> None:
 
 
 def validate_sft_dataset(dataset, source: str, needs_groups: bool, model_takes_images: bool) -> None:
-    """Fail on the first unusable row, naming it. Reads only the light columns, never decodes images."""
+    """Fail on the first unusable row, naming it: the light columns, then every image decoded (`check_images`)."""
     check_rows(
         dataset, source, "sft", REQUIRED_COLUMNS, needs_groups, model_takes_images,
         row_check=_check_sft_row, light_columns=("completion", "title"),
     )
     if "images" in dataset.column_names:
-        _check_images(dataset, source)
-
-
-def _check_images(dataset, source: str) -> None:
-    """Every image must carry its bytes or point at a file that exists (checked without decoding)."""
-    from datasets import Image, List
-
-    feature = dataset.features["images"]
-    if not isinstance(feature, List) or not isinstance(feature.feature, Image):
-        return  # images stored some other way (already PIL objects in memory): the collator will tell
-    raw = dataset.select_columns(["images", *(["id"] if "id" in dataset.column_names else [])])
-    raw = raw.cast_column("images", List(Image(decode=False)))
-    for index, row in enumerate(raw):
-        for image in row["images"] or []:
-            if image.get("bytes"):
-                continue
-            path = image.get("path")
-            if not path or not Path(path).is_file():
-                raise MoonError(f"{_where(source, index, row.get('id'))}: image file {path!r} not found (and no bytes stored)")
+        check_images(dataset, source)
 
 
 # ---- model + trainer --------------------------------------------------------------------------------
