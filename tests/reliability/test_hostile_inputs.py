@@ -348,13 +348,16 @@ def test_model_given_a_file(name, data, why, cli, text_model, sft_text_dataset_d
     refused(cli, sft_args(file, sft_text_dataset_dir, tmp_path / "out"), [file], [str(file), why])
 
 
-def test_gguf_file_is_not_refused_as_a_non_model(tmp_path):
-    """The GGUF path belongs to moon_rl.modeling; the door lets a .gguf file through untouched."""
+def test_gguf_file_gets_the_gguf_header_check(tmp_path):
+    """The door sends a .gguf file to the GGUF header check (moon_rl.models.gguf), not to the generic
+    "not a model" refusal: a header with no tensor table is named as a corrupt GGUF file."""
+    from moon_rl.errors import MoonError
     from moon_rl.file_checks import check_model_input
 
     file = tmp_path / "model.gguf"
     file.write_bytes(b"GGUF" + b"\0" * 64)
-    check_model_input(file)  # no error
+    with pytest.raises(MoonError, match=r"model\.gguf: .*GGUF"):
+        check_model_input(file)
 
 
 def test_eval_model_given_a_file(cli, base_catalog, tmp_path):
