@@ -163,14 +163,14 @@ _AT_LEAST_1 = (
     "per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps", "eval_accumulation_steps",
     "embedding_dim", "fusion_heads", "num_iterations", "lora_r", "max_length", "max_prompt_length",
     "max_completion_length", "generation_batch_size", "steps_per_generation", "torch_empty_cache_steps",
-    "vllm_tensor_parallel_size", "ref_model_sync_steps", "batch_size", "max_new_tokens", "max_products", "max_queries",
-    "max_attribute_records", "knn_k", "chunk_size", "curve_k", "dataset_num_proc", "dataloader_prefetch_factor",
+    "vllm_tensor_parallel_size", "ref_model_sync_steps", "batch_size", "max_new_tokens", "knn_k", "chunk_size", "curve_k", "dataset_num_proc", "dataloader_prefetch_factor",
     "save_total_limit", "num_generations_eval", "vllm_max_model_length",
 )  # fmt: skip
 _AT_LEAST_0 = (
     "warmup_steps", "weight_decay", "max_grad_norm", "dataloader_num_workers", "contrastive_weight", "beta", "epsilon",
     "epsilon_high", "top_k", "residual_source_layer", "adam_epsilon", "eval_delay", "neftune_noise_alpha", "delta",
     "entropy_coef", "max_tool_calling_iterations", "learning_rate",
+    "max_products", "max_queries", "max_attribute_records",  # eval caps: 0 means no cap
 )  # fmt: skip
 _POSITIVE = (
     "num_train_epochs", "logging_steps", "save_steps", "eval_steps", "contrastive_temperature", "lora_alpha",

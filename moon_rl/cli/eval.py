@@ -1,7 +1,7 @@
 """`moon-rl eval`: retrieval, classification and attribute metrics of a model (and baselines) on a catalog.
 
     moon-rl eval --model runs/grpo --data data/synth --out runs/grpo/eval \
-        --baseline runs/tiny-vl --baseline runs/sft --max-products 200 --max-new-tokens 64
+        --baseline runs/tiny-vl --baseline runs/sft --baseline bm25 --max-products 200 --max-new-tokens 64
 
 Writes OUT/metrics.json, OUT/report.md (models side by side) and PNG plots. `--config eval.yaml` and
 `--set key=value` set any field of `moon_rl.eval.run.EvalConfig`; explicit flags win. The work is in
@@ -35,13 +35,14 @@ def eval_command(
     data: Path = typer.Option(None, "--data", help="Catalog folder (products.jsonl + splits/) in the moon-rl product schema; with --tasks pairwise a pairs JSONL file. Required."),
     out: Path = typer.Option(None, "--out", help="Folder for metrics.json, report.md and the plots. Required."),
     tasks: str = typer.Option(None, "--tasks", help="Comma-separated subset of retrieval,classification,attributes (default: all); or pairwise (A-vs-B accuracy on a pairs file)."),
-    baseline: list[str] = typer.Option(None, "--baseline", help="Another model to evaluate side by side (repeatable), e.g. the base model."),
+    baseline: list[str] = typer.Option(None, "--baseline", help="Another model to evaluate side by side (repeatable), e.g. the base model; or a retrieval baseline on the same queries: bm25, tfidf (words), tfidf_char (char 2-4-grams), or a sentence-transformers folder (modules.json). Lexical ones need pip install 'moon-rl[bench]'."),
     base_model: str = typer.Option(None, "--base-model", help="Base model for adapters whose recorded base path does not exist here."),
     batch_size: int = typer.Option(None, "--batch-size", help="Records per forward/generation batch (default 8)."),
     max_new_tokens: int = typer.Option(None, "--max-new-tokens", help="Reasoning tokens generated per record (default: the run's max_completion_length, else 128)."),
-    max_products: int = typer.Option(None, "--max-products", help="Cap on test products (corpus) and train products (k-NN), whole groups (default 500)."),
-    max_queries: int = typer.Option(None, "--max-queries", help="Cap on queries per retrieval setting (default 200)."),
-    max_attribute_records: int = typer.Option(None, "--max-attribute-records", help="Cap on products scored for attributes (default 100)."),
+    max_products: int = typer.Option(None, "--max-products", help="Cap on test products (corpus) and train products (k-NN), random whole groups (default 500; 0: no cap)."),
+    max_queries: int = typer.Option(None, "--max-queries", help="Cap on queries per retrieval setting, a random sample (default 200; 0: no cap)."),
+    max_attribute_records: int = typer.Option(None, "--max-attribute-records", help="Cap on products scored for attributes, a random sample (default 100; 0: no cap)."),
+    sample_seed: int = typer.Option(None, "--sample-seed", help="Seed of every capped sample (default 0); the report states each sample."),
     knn_k: int = typer.Option(None, "--knn-k", help="Neighbours for k-NN classification (default 5)."),
     reasoning: bool = typer.Option(None, "--reasoning/--no-reasoning", help="Generate reasoning before embedding products (default on; off is faster but not the trained path)."),
     query_reasoning: bool = typer.Option(None, "--query-reasoning/--no-query-reasoning", help="Same for queries and category names (default on)."),
@@ -63,6 +64,7 @@ def eval_command(
         "max_products": max_products,
         "max_queries": max_queries,
         "max_attribute_records": max_attribute_records,
+        "sample_seed": sample_seed,
         "knn_k": knn_k,
         "reasoning": reasoning,
         "query_reasoning": query_reasoning,

@@ -6,6 +6,8 @@ Retrieval
   **Tie rule (pessimistic):** a non-relevant item whose score equals the best relevant score (within
   `tie_tol`) is ranked *ahead* of it. A model that maps everything to one vector therefore scores
   Recall@1 = 0 on any corpus with a distractor, never a lucky 1.
+- `ranks_from_scores(scores, query_labels, corpus_labels)`: the same ranks from a ready (Q, N) score matrix
+  (lexical baselines, whose vectors are sparse and vocabulary-sized).
 - `recall_at_k(ranks, k)`, `mrr(ranks)` (full, not truncated at 10), `recall_curve(ranks, max_k)`.
 - `chunked_topk(queries, corpus, k)`: top-k scores and indices, merged chunk by chunk.
 
@@ -118,6 +120,35 @@ def first_relevant_ranks(
             ahead[qs] += ((scores >= threshold) & negative).sum(dim=1)
     ranks = ahead + 1
     ranks[torch.isinf(best)] = 0  # no relevant item in the corpus
+    return ranks
+
+
+@torch.no_grad()
+def ranks_from_scores(
+    scores: torch.Tensor,
+    query_labels: Sequence[int] | torch.Tensor,
+    corpus_labels: Sequence[int] | torch.Tensor,
+    *,
+    exclude: Sequence[int] | torch.Tensor | None = None,
+    tie_tol: float = 1e-6,
+) -> torch.Tensor:
+    """`first_relevant_ranks` for a ready (Q, N) score matrix (the lexical baselines, `moon_rl.eval.lexical`):
+    the same pessimistic ties, the same `exclude`, 0 for a query with no relevant item.
+
+    >>> ranks_from_scores(torch.tensor([[0.9, 0.9, 0.1]]), [1], [0, 1, 1]).tolist()  # a tie with a distractor
+    [2]
+    """
+    scores = torch.as_tensor(scores).float()  # (Q, N)
+    q_lab, c_lab = _as_labels(query_labels), _as_labels(corpus_labels)
+    if scores.shape != (q_lab.numel(), c_lab.numel()):
+        raise ValueError(f"scores {tuple(scores.shape)} must be (queries, corpus) = ({q_lab.numel()}, {c_lab.numel()})")
+    excl = torch.full((q_lab.numel(),), -1, dtype=torch.long) if exclude is None else _as_labels(exclude)
+    own = torch.arange(c_lab.numel())[None, :] == excl[:, None]  # (Q, N) the query itself
+    relevant = (q_lab[:, None] == c_lab[None, :]) & ~own
+    best = scores.masked_fill(~relevant, float("-inf")).amax(dim=1) if c_lab.numel() else torch.full((q_lab.numel(),), float("-inf"))
+    negative = (q_lab[:, None] != c_lab[None, :]) & ~own
+    ranks = ((scores >= best[:, None] - tie_tol) & negative).sum(dim=1) + 1
+    ranks[torch.isinf(best)] = 0
     return ranks
 
 

@@ -2,7 +2,10 @@
 
 Everything is drawn from the metrics dict alone (plus training logs found in the model folders), so a
 report can be rebuilt from a saved `metrics.json`. Models sit side by side in columns, the first being the
-model under test and the rest its `--baseline`s; the best value of each row is in bold.
+model under test and the rest its `--baseline`s; the best value of each row is in bold. Text baselines
+(`--baseline bm25`, `tfidf`, `tfidf_char`, a sentence-transformers folder; `metrics["baselines"]` entries with
+a "retrieval" key) are further columns of the retrieval table, the majority option one of the attribute table.
+Every capped sample is stated under "Sampling" (size, population, seed, how drawn).
 
 Plots (matplotlib, Agg backend, no display needed):
 - `recall_at_k.png`: Recall@K for K = 1..curve_k, one panel per retrieval setting, one line per model.
@@ -60,24 +63,52 @@ def _ordered_keys(models: dict, *path: str) -> list[str]:
     return seen
 
 
+def retrieval_columns(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The retrieval table's columns: the models, then the text baselines (same queries, same corpus)."""
+    baselines = {n: b for n, b in metrics.get("baselines", {}).items() if "retrieval" in b}
+    return {**metrics["models"], **baselines}
+
+
+def sampling_lines(sampling: dict[str, Any] | None) -> list[str]:
+    """The "Sampling" section: what each cap kept, or that nothing was capped."""
+    if not sampling:
+        return []
+    samples = sampling.get("samples", {})
+    capped = {k: v for k, v in samples.items() if v.get("n", 0) < v.get("of", 0)}
+    out = ["## Sampling", ""]
+    if not capped:
+        return out + ["No sample: every record of each evaluated set was used (no cap reached).", ""]
+    out += [f"Random samples drawn with seed {sampling.get('seed')} (`sample_seed`), not the first records in file order:", ""]
+    out += [f"- {what}: {v['n']} of {v['of']} ({v['how']})" for what, v in capped.items()]
+    whole = [f"{what} ({v['of']})" for what, v in samples.items() if what not in capped]
+    if whole:
+        out.append(f"- all of: {', '.join(whole)}")
+    return out + ["", "Every row of a table is scored on the same sample. `--max-products 0` (and `--max-queries 0`, `--max-attribute-records 0`) lifts a cap.", ""]
+
+
 def markdown_report(metrics: dict[str, Any], plots: dict[str, str]) -> str:
     models: dict[str, Any] = metrics["models"]
-    names = list(models)
     out = [f"# moon-rl eval: {metrics.get('data', '')}", ""]
     out += [f"- **{n}**: `{m.get('path')}` ({m.get('kind')})" for n, m in models.items()]
+    for name, b in metrics.get("baselines", {}).items():
+        if "retrieval" in b:
+            out.append(f"- **{name}**: text baseline `{b.get('path')}`: {b.get('description', b.get('kind'))}, reading each record's plain text (title + brand / model number it lacks; a query's text)")
     for note in metrics.get("notes", []):
         out.append(f"- note: {note}")
     out += ["", "Best value per row in bold. Ranks use pessimistic ties (a distractor with the same score ranks first).", ""]
+    out += sampling_lines(metrics.get("sampling"))
 
-    settings = _ordered_keys(models, "retrieval")
+    columns = retrieval_columns(metrics)
+    names = list(columns)
+    settings = _ordered_keys(columns, "retrieval")
     if settings:
         out += ["## Retrieval", ""]
         rows = []
         for setting in settings:
-            skipped = {n: _get(models[n], "retrieval", setting, "skipped") for n in names}
+            skipped = {n: _get(columns[n], "retrieval", setting, "skipped") for n in names}
             scored = not all(skipped.values())
             for metric in ("recall@1", "recall@5", "recall@10", "mrr", "n_queries") if scored else ():
-                vals = [_get(models[n], "retrieval", setting, metric) for n in names]
+                vals = [_get(columns[n], "retrieval", setting, metric) for n in names]
                 if metric == "n_queries":
                     vals = [int(v) if v is not None else None for v in vals]
                 rows.append([setting, metric, *vals])
@@ -85,10 +116,13 @@ def markdown_report(metrics: dict[str, Any], plots: dict[str, str]) -> str:
             if reasons:
                 rows.append([setting, "skipped", *[skipped[n] or "" for n in names]])
         out += _table(["setting", "metric", *names], rows, 2)
+        if any(str(v).startswith("n/a") for v in (_get(columns[n], "retrieval", st, "skipped") for n in names for st in settings)):
+            out += ["", "n/a: text baselines read text only, so a setting whose queries are images has no score for them."]
         if "recall_at_k" in plots:
             out += ["", f"![Recall@K]({plots['recall_at_k']})"]
         out.append("")
 
+    names = list(models)
     methods = _ordered_keys(models, "classification")
     if methods:
         out += ["## Classification (accuracy by category level)", ""]
@@ -137,7 +171,7 @@ def plot_recall_curves(metrics: dict[str, Any], path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    models = metrics["models"]
+    models = retrieval_columns(metrics)
     settings = [s for s in _ordered_keys(models, "retrieval") if any(_get(m, "retrieval", s, "recall_curve") for m in models.values())]
     if not settings:
         return False

@@ -1,16 +1,20 @@
 """`moon-rl eval`: evaluate a model (and baselines) on a catalog and write metrics.json, report.md and plots.
 
     moon-rl eval --model runs/grpo --data data/synth --out runs/grpo/eval \
-        --baseline runs/tiny-vl --baseline runs/sft --max-products 300
+        --baseline runs/tiny-vl --baseline runs/sft --baseline bm25 --max-products 300
 
 or `run_eval(EvalConfig(model=..., data=..., out=...))`. Each model is loaded in turn (one in memory at a
 time), the tasks in `moon_rl.eval.tasks` run on the same products, and `moon_rl.eval.report` writes the
 side-by-side report. A base model given as `--model` or `--baseline` is the zero-shot baseline (mean
-pooling, no head; see `moon_rl.inference`).
+pooling, no head; see `moon_rl.inference`). `--baseline bm25 | tfidf | tfidf_char | ST_FOLDER` (a
+sentence-transformers folder) adds a text-baseline row to the retrieval table instead
+(`moon_rl.eval.text_baselines`), scored on the same queries and corpus.
 
 Cost on CPU is dominated by generating the reasoning of every encoded record (`max_new_tokens` each):
 `max_products`, `max_queries` and `max_attribute_records` bound how many records are encoded, and
 `reasoning=False` / `query_reasoning=False` skip generation for products / queries and category names.
+A cap draws a random sample with `sample_seed` (never the first N in file order), 0 means no cap, and
+metrics.json / report.md state every sample (`tasks.sampling_summary`).
 """
 
 from __future__ import annotations
@@ -40,9 +44,10 @@ class EvalConfig:
     max_new_tokens: int | None = None  # default: the run's max_completion_length, else 128
     reasoning: bool = True  # generate reasoning before embedding products (the trained path)
     query_reasoning: bool = True  # same for text/image queries and category names
-    max_products: int = 500  # corpus (test split) and k-NN memory (train split) caps, whole groups
-    max_queries: int = 200  # per retrieval setting
-    max_attribute_records: int = 100
+    max_products: int = 500  # corpus (test split) and k-NN memory (train split) caps, whole groups; 0: no cap
+    max_queries: int = 200  # per retrieval setting; 0: no cap
+    max_attribute_records: int = 100  # 0: no cap
+    sample_seed: int = 0  # seeds every capped sample (random whole groups / random queries and records)
     knn_k: int = 5
     chunk_size: int = 8192  # corpus rows scored at once (see moon_rl.eval.metrics)
     ks: list[int] = dataclasses.field(default_factory=lambda: [1, 5, 10])
@@ -55,9 +60,12 @@ class EvalConfig:
         bad = [t for t in self.tasks if t not in TASKS]
         if bad or not self.tasks:
             raise MoonError(f"--tasks: unknown task(s) {bad}; choose from {', '.join(TASKS)}")
-        for name in ("batch_size", "max_products", "max_queries", "max_attribute_records", "knn_k", "chunk_size", "curve_k"):
+        for name in ("batch_size", "knn_k", "chunk_size", "curve_k"):
             if getattr(self, name) < 1:
                 raise MoonError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("max_products", "max_queries", "max_attribute_records"):
+            if getattr(self, name) < 0:
+                raise MoonError(f"{name} must be >= 0 (0: no cap), got {getattr(self, name)}")
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise MoonError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
 
@@ -97,10 +105,21 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
 
     if not cfg.model or not cfg.data or not cfg.out:
         raise MoonError("eval needs --model, --data and --out")
-    paths = [cfg.model, *cfg.baselines]
-    for p in paths:
-        if not Path(p).expanduser().exists():
-            raise MoonError(f"model {p} does not exist (--model / --baseline take local folders)")
+    from moon_rl.eval.text_baselines import baseline_kind, check_baseline
+
+    kinds = {b: baseline_kind(b) for b in cfg.baselines}  # None: a model moon-rl loads
+    paths = [cfg.model, *[b for b in cfg.baselines if kinds[b] is None]]
+    texts = [b for b in cfg.baselines if kinds[b] is not None]
+    for p in [*paths, *texts]:
+        if kinds.get(p) != "lexical" and not Path(p).expanduser().exists():
+            raise MoonError(
+                f"model {p} does not exist (--model / --baseline take local folders; --baseline also takes "
+                "bm25, tfidf, tfidf_char or a sentence-transformers folder)"
+            )
+    if texts and "retrieval" not in cfg.tasks:
+        raise MoonError(f"--baseline {texts[0]} is a retrieval baseline; add retrieval to --tasks (now {','.join(cfg.tasks)})")
+    for b in texts:
+        check_baseline(b, kinds[b])
     if "pairwise" in cfg.tasks:  # reads a pairs file, not a catalog (moon_rl/eval/pairwise.py)
         from moon_rl.eval.pairwise import run_pairwise_eval
         from moon_rl.file_checks import check_model_input, check_output
@@ -119,11 +138,12 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
     from moon_rl.file_checks import check_model_input, check_output
 
     # Outputs never replace inputs: not into the catalog; into a run folder (`--out RUN/eval`) is fine.
-    models = {"--model" if i == 0 else f"--baseline #{i}": p for i, p in enumerate(paths)}
+    folders = [*paths, *[b for b in texts if kinds[b] != "lexical"]]
+    models = {"--model" if i == 0 else f"--baseline #{i}": p for i, p in enumerate(folders)}
     check_output(cfg.out, {"--data": cfg.data, **models}, inside_ok=tuple(models))
-    for p in paths:
+    for p in folders:
         check_model_input(p, cfg.base_model)
-    data = load_eval_data(cfg.data, cfg.max_products, cfg.max_queries)
+    data = load_eval_data(cfg.data, cfg.max_products, cfg.max_queries, seed=cfg.sample_seed)
     if any("no splits/test.txt" in note for note in data.notes):
         print(
             f"warning: {cfg.data} has no splits/test.txt, so every product is evaluated, training ones included; "
@@ -133,20 +153,32 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
         )
     # Every image the evaluated records name: inside the catalog, fully decoded (a bad one fails here, named).
     check_record_images([*data.corpus, *data.train, *(data.matching_queries or [])], data.catalog_dir)
+    from moon_rl.eval.tasks import sampling_summary
+
     metrics: dict[str, Any] = {
         "data": str(cfg.data),
         "n_corpus": len(data.corpus),
         "n_train": len(data.train),
         "notes": data.notes,
+        "sampling": sampling_summary(data, cfg),
         "config": dataclasses.asdict(cfg),
         "models": {},
+        "baselines": {},
     }
+    all_names = dict(zip([*paths, *texts], model_names([*paths, *texts])))  # one namespace: no two columns alike
+    if texts:
+        from moon_rl.eval.text_baselines import evaluate_text_baseline
+
+        # Model-free (or a small encoder), scored on the same query sets: columns of the retrieval table.
+        for b in texts:
+            print(f"== baseline {all_names[b]} ({b})", flush=True)
+            metrics["baselines"][all_names[b]] = evaluate_text_baseline(b, kinds[b], data, cfg)
     if "attributes" in cfg.tasks:
         from moon_rl.eval.tasks import majority_baseline
 
         # Model-free, so computed once; the report shows it as a column beside the models.
-        metrics["baselines"] = {"majority option": {"attributes": majority_baseline(data, cfg.max_attribute_records)}}
-    names = model_names(paths)
+        metrics["baselines"]["majority option"] = {"attributes": majority_baseline(data, cfg.max_attribute_records, cfg.sample_seed)}
+    names = [all_names[p] for p in paths]
     for name, path in zip(names, paths):
         print(f"== evaluating {name} ({path})", flush=True)
         metrics["models"][name] = evaluate_model(path, data, cfg)

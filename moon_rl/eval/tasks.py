@@ -3,6 +3,10 @@
 Data (`load_eval_data`): the catalog's test split is the product corpus (all products when there is no
 split), capped at `max_products` whole groups; the train split (same cap) is the k-NN memory.
 
+Caps draw seeded random samples, never the first N in file order (`sample_rows`, `_cap_by_group`: one
+generator per (seed, what is sampled), so changing one cap does not move another sample); a cap of 0 means
+none. Every draw is recorded (`EvalData.sampling`, `sampling_summary`) and the report states it.
+
 Retrieval (a hit shares the query's `group_id`; `first_relevant_ranks`, pessimistic ties):
 - text->multimodal: each test product's search `queries`, encoded as bare text `Query`s, against the
   corpus of full products (title, description, image).
@@ -26,6 +30,7 @@ or a fresh greedy generation when products are encoded without reasoning), score
 from __future__ import annotations
 
 import dataclasses
+import random
 from pathlib import Path
 from typing import Any
 
@@ -47,16 +52,37 @@ class EvalData:
     categories: list[str]  # every category path in the catalog
     matching_queries: list[Product] | None = None  # product-matching catalogs only
     notes: list[str] = dataclasses.field(default_factory=list)
+    # What each cap kept: {"corpus": {"n": 6, "of": 32, "how": "..."}, ...} (see `sampling_summary`).
+    sampling: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
 
-def _cap_by_group(products: list[Product], limit: int, first: set[str] | None = None) -> list[Product]:
-    """At most `limit` products, whole groups at a time, groups in `first` before the rest (file order kept)."""
-    if len(products) <= limit:
+def _rng(seed: int, what: str) -> random.Random:
+    """One generator per (seed, sample): str seeds are hashed with SHA-512, so draws are the same on every run."""
+    return random.Random(f"{seed}/{what}")
+
+
+def sample_rows(n: int, cap: int, seed: int, what: str) -> list[int]:
+    """Indices of a seeded random sample of `cap` of `n` items, in file order; all of them when cap is 0 or >= n."""
+    if not cap or cap >= n:
+        return list(range(n))
+    return sorted(_rng(seed, what).sample(range(n), cap))
+
+
+def _sample_note(kept: int, total: int, how: str) -> dict[str, Any]:
+    return {"n": kept, "of": total, "how": how if kept < total else "all"}
+
+
+def _cap_by_group(products: list[Product], limit: int, first: set[str] | None = None, seed: int = 0, what: str = "corpus") -> list[Product]:
+    """At most `limit` products (0: no cap), whole groups drawn in seeded random order, groups in `first`
+    before the rest; the kept products stay in file order."""
+    if not limit or len(products) <= limit:
         return products
     order: dict[str, list[Product]] = {}
     for p in products:
         order.setdefault(p.group_id, []).append(p)
-    groups = sorted(order, key=lambda g: g not in (first or set()))  # stable: preferred groups first
+    groups = list(order)
+    _rng(seed, what).shuffle(groups)
+    groups.sort(key=lambda g: g not in (first or set()))  # stable: preferred groups first, each part still shuffled
     kept: set[str] = set()
     count = 0
     for g in groups:
@@ -76,22 +102,29 @@ def _split(catalog_dir: Path, name: str) -> list[Product] | None:
         raise MoonError(str(err)) from None
 
 
-def load_eval_data(catalog_dir: str | Path, max_products: int, max_queries: int) -> EvalData:
+def load_eval_data(catalog_dir: str | Path, max_products: int, max_queries: int, seed: int = 0) -> EvalData:
+    """The corpus, k-NN memory and (matching catalogs) queries; caps of 0 keep everything, others draw with `seed`."""
     catalog_dir = Path(catalog_dir)
     try:
         everything = load_catalog(catalog_dir)
     except RecordError as err:
         raise MoonError(str(err)) from None
     notes: list[str] = []
+    sampling: dict[str, dict[str, Any]] = {}
     categories = sorted({p.category for p in everything})
-    train = _split(catalog_dir, "train") or []
-    train = _cap_by_group(train, max_products)
+    all_train = _split(catalog_dir, "train") or []
+    train = _cap_by_group(all_train, max_products, seed=seed, what="train")
+    if all_train:
+        sampling["k-NN memory (train split)"] = _sample_note(len(train), len(all_train), "random whole groups")
     queries = _split(catalog_dir, "query")
     corpus_split = _split(catalog_dir, "corpus")
     if queries is not None and corpus_split is not None:
-        queries = queries[:max_queries]
-        corpus = _cap_by_group(corpus_split, max_products, first={q.group_id for q in queries})
-        return EvalData(catalog_dir, corpus, train, categories, matching_queries=queries, notes=notes)
+        n_queries = len(queries)
+        queries = [queries[i] for i in sample_rows(n_queries, max_queries, seed, "query->product")]
+        sampling["queries: query->product"] = _sample_note(len(queries), n_queries, "random")
+        corpus = _cap_by_group(corpus_split, max_products, first={q.group_id for q in queries}, seed=seed)
+        sampling["corpus"] = _sample_note(len(corpus), len(corpus_split), "random whole groups, the queries' groups first")
+        return EvalData(catalog_dir, corpus, train, categories, matching_queries=queries, notes=notes, sampling=sampling)
     test = _split(catalog_dir, "test")
     if test is None:
         notes.append("no splits/test.txt: every product is in the evaluation corpus")
@@ -100,17 +133,93 @@ def load_eval_data(catalog_dir: str | Path, max_products: int, max_queries: int)
         # The train split only feeds the k-NN vote; retrieval, zero-shot classification and attributes run without.
         has_train = (catalog_dir / SPLITS_DIR / "train.txt").is_file()
         notes.append(f"{'empty' if has_train else 'no'} train split: k-NN classification skipped")
-    return EvalData(catalog_dir, _cap_by_group(test, max_products), train, categories, notes=notes)
+    corpus = _cap_by_group(test, max_products, seed=seed)
+    sampling["corpus"] = _sample_note(len(corpus), len(test), "random whole groups")
+    return EvalData(catalog_dir, corpus, train, categories, notes=notes, sampling=sampling)
 
 
-def attribute_records(data: EvalData, cap: int) -> list[tuple[int, Product]]:
-    """(corpus index, product) of the products scored for attributes: the first `cap` with attributes."""
-    return [(i, p) for i, p in enumerate(data.corpus) if p.attributes][:cap]
+def attribute_records(data: EvalData, cap: int, seed: int = 0) -> list[tuple[int, Product]]:
+    """(corpus index, product) of the products scored for attributes: a seeded random `cap` of those with
+    attributes (0: all), in corpus order."""
+    with_attributes = [(i, p) for i, p in enumerate(data.corpus) if p.attributes]
+    return [with_attributes[k] for k in sample_rows(len(with_attributes), cap, seed, "attributes")]
 
 
-def majority_baseline(data: EvalData, cap: int) -> dict[str, Any]:
+@dataclasses.dataclass
+class QuerySet:
+    """The queries of one retrieval setting, the same for every model and baseline row."""
+
+    records: list  # what is encoded: `Query`s (text or images) or `Product`s
+    groups: list[str]  # the group_id each query looks for
+    available: int  # queries there were before the cap
+    rows: list[int] | None = None  # multimodal->multimodal: the queries are these corpus rows, each excluded from its own search
+    has_text: bool = True  # False for image queries: text-only rows (lexical baselines) get "n/a"
+
+
+def retrieval_queries(data: EvalData, cap: int, seed: int = 0) -> dict[str, QuerySet | str]:
+    """Setting -> its queries (a seeded random `cap` of them, 0: all), or the reason it is skipped."""
+    if data.matching_queries is not None:  # sampled in load_eval_data: the corpus cap keeps their groups first
+        queries = data.matching_queries
+        total = data.sampling.get("queries: query->product", {}).get("of", len(queries))
+        return {"query->product": QuerySet(list(queries), [q.group_id for q in queries], total)}
+    out: dict[str, QuerySet | str] = {}
+    text_q = [(q, p.group_id) for p in data.corpus for q in p.queries]
+    if text_q:
+        keep = [text_q[i] for i in sample_rows(len(text_q), cap, seed, "text->multimodal")]
+        out["text->multimodal"] = QuerySet([Query(text=q) for q, _ in keep], [g for _, g in keep], len(text_q))
+    else:
+        out["text->multimodal"] = "no test product has search queries"
+
+    with_images = [p for p in data.corpus if p.images]
+    if with_images:
+        keep = [with_images[i] for i in sample_rows(len(with_images), cap, seed, "image->multimodal")]
+        records = [Query(images=list(p.images), id=p.id) for p in keep]
+        out["image->multimodal"] = QuerySet(records, [p.group_id for p in keep], len(with_images), has_text=False)
+    else:
+        out["image->multimodal"] = "the catalog has no images"
+
+    first_of_group: dict[str, int] = {}
+    sizes: dict[str, int] = {}
+    for i, p in enumerate(data.corpus):
+        first_of_group.setdefault(p.group_id, i)
+        sizes[p.group_id] = sizes.get(p.group_id, 0) + 1
+    firsts = [i for g, i in first_of_group.items() if sizes[g] > 1]
+    if firsts:
+        rows = [firsts[k] for k in sample_rows(len(firsts), cap, seed, "multimodal->multimodal")]
+        products = [data.corpus[i] for i in rows]
+        out["multimodal->multimodal"] = QuerySet(products, [p.group_id for p in products], len(firsts), rows=rows)
+    else:
+        out["multimodal->multimodal"] = "no group has two products in the corpus"
+    return out
+
+
+def sampling_summary(data: EvalData, cfg: Any) -> dict[str, Any]:
+    """Every cap of this evaluation: {"seed": s, "samples": {what: {"n", "of", "how"}}} (how: "all" when uncapped)."""
+    samples = dict(data.sampling)
+    if "retrieval" in cfg.tasks:
+        for setting, qs in retrieval_queries(data, cfg.max_queries, cfg.sample_seed).items():
+            if isinstance(qs, QuerySet):
+                samples.setdefault(f"queries: {setting}", _sample_note(len(qs.records), qs.available, "random"))
+    if "attributes" in cfg.tasks:
+        total = sum(1 for p in data.corpus if p.attributes)
+        kept = len(attribute_records(data, cfg.max_attribute_records, cfg.sample_seed))
+        samples["attribute records"] = _sample_note(kept, total, "random, of the corpus products with attributes")
+    return {"seed": cfg.sample_seed, "samples": samples}
+
+
+def retrieval_result(ranks: torch.Tensor, cfg: Any, corpus_size: int) -> dict[str, Any]:
+    """The metrics of one setting from its first-relevant ranks (0: no relevant item in the corpus)."""
+    found = ranks > 0
+    if not found.any():
+        return {"skipped": "no query has a relevant product in the corpus"}
+    out = M.retrieval_summary(ranks[found], ks=cfg.ks, curve_k=min(cfg.curve_k, corpus_size))
+    out["n_without_relevant"] = int((~found).sum())
+    return out
+
+
+def majority_baseline(data: EvalData, cap: int, seed: int = 0) -> dict[str, Any]:
     """The majority-option baseline on the same records `TaskRunner.attributes` scores (no model involved)."""
-    records = attribute_records(data, cap)
+    records = attribute_records(data, cap, seed)
     if not records:
         return {"skipped": "no test product has attributes"}
     golds = [p.attributes for _, p in records]
@@ -145,54 +254,25 @@ class TaskRunner:
 
     # ---- retrieval ---------------------------------------------------------------------------
 
-    def _ranked(self, queries: torch.Tensor, q_groups: list[str], corpus: torch.Tensor, exclude: list[int] | None = None) -> dict[str, Any]:
-        q_lab, c_lab = M.encode_labels(q_groups, [p.group_id for p in self.data.corpus])
-        ranks = M.first_relevant_ranks(queries, corpus, q_lab, c_lab, exclude=exclude, chunk_size=self.cfg.chunk_size)
-        found = ranks > 0
-        if not found.any():
-            return {"skipped": "no query has a relevant product in the corpus"}
-        out = M.retrieval_summary(ranks[found], ks=self.cfg.ks, curve_k=min(self.cfg.curve_k, corpus.size(0)))
-        out["n_without_relevant"] = int((~found).sum())
-        return out
-
     def retrieval(self) -> dict[str, Any]:
         corpus_emb, _ = self.corpus()
-        cap = self.cfg.max_queries
+        c_groups = [p.group_id for p in self.data.corpus]
         results: dict[str, Any] = {}
-        if self.data.matching_queries is not None:
-            queries = self.data.matching_queries
-            emb, _ = self._encode(queries, reasoning=self.cfg.reasoning, desc="encode queries")
-            results["query->product"] = self._ranked(emb, [q.group_id for q in queries], corpus_emb)
-            return results
-
-        text_q = [(q, p.group_id) for p in self.data.corpus for q in p.queries][:cap]
-        if text_q:
-            emb, _ = self._encode([Query(text=q) for q, _ in text_q], reasoning=self.cfg.query_reasoning, desc="encode text queries")
-            results["text->multimodal"] = self._ranked(emb, [g for _, g in text_q], corpus_emb)
-        else:
-            results["text->multimodal"] = {"skipped": "no test product has search queries"}
-
-        with_images = [p for p in self.data.corpus if p.images][:cap]
-        if not with_images:
-            results["image->multimodal"] = {"skipped": "the catalog has no images"}
-        elif not self.model.is_vision_language:
-            results["image->multimodal"] = {"skipped": "text-only model: it reads no images"}
-        else:
-            image_q = [Query(images=list(p.images), id=p.id) for p in with_images]
-            emb, _ = self._encode(image_q, reasoning=self.cfg.query_reasoning, desc="encode image queries")
-            results["image->multimodal"] = self._ranked(emb, [p.group_id for p in with_images], corpus_emb)
-
-        first_of_group: dict[str, int] = {}
-        sizes: dict[str, int] = {}
-        for i, p in enumerate(self.data.corpus):
-            first_of_group.setdefault(p.group_id, i)
-            sizes[p.group_id] = sizes.get(p.group_id, 0) + 1
-        mm_idx = [i for g, i in first_of_group.items() if sizes[g] > 1][:cap]
-        if mm_idx:
-            groups = [self.data.corpus[i].group_id for i in mm_idx]
-            results["multimodal->multimodal"] = self._ranked(corpus_emb[mm_idx], groups, corpus_emb, exclude=mm_idx)
-        else:
-            results["multimodal->multimodal"] = {"skipped": "no group has two products in the corpus"}
+        for setting, qs in retrieval_queries(self.data, self.cfg.max_queries, self.cfg.sample_seed).items():
+            if isinstance(qs, str):
+                results[setting] = {"skipped": qs}
+                continue
+            if not qs.has_text and not self.model.is_vision_language:
+                results[setting] = {"skipped": "text-only model: it reads no images"}
+                continue
+            if qs.rows is not None:  # the queries are corpus products: their embeddings are already there
+                emb = corpus_emb[qs.rows]
+            else:  # matching queries are products (the product path); search queries and images are queries
+                reasoning = self.cfg.reasoning if setting == "query->product" else self.cfg.query_reasoning
+                emb, _ = self._encode(qs.records, reasoning=reasoning, desc=f"encode {setting.split('->')[0]} queries")
+            q_lab, c_lab = M.encode_labels(qs.groups, c_groups)
+            ranks = M.first_relevant_ranks(emb, corpus_emb, q_lab, c_lab, exclude=qs.rows, chunk_size=self.cfg.chunk_size)
+            results[setting] = retrieval_result(ranks, self.cfg, corpus_emb.size(0))
         return results
 
     # ---- classification ----------------------------------------------------------------------
@@ -218,7 +298,7 @@ class TaskRunner:
     # ---- attributes --------------------------------------------------------------------------
 
     def attributes(self) -> dict[str, Any]:
-        records = attribute_records(self.data, self.cfg.max_attribute_records)
+        records = attribute_records(self.data, self.cfg.max_attribute_records, self.cfg.sample_seed)
         if not records:
             return {"skipped": "no test product has attributes"}
         if self.cfg.reasoning and self._corpus is not None:

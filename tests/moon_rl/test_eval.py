@@ -13,7 +13,7 @@ from data_prep.schema import Product, load_catalog, write_catalog
 from moon_rl.eval.metrics import first_relevant_ranks, recall_at_k
 from moon_rl.eval.random_run import write_random_run
 from moon_rl.eval.run import EvalConfig
-from moon_rl.eval.tasks import TaskRunner, load_eval_data
+from moon_rl.eval.tasks import TaskRunner, load_eval_data, sample_rows
 from moon_rl.inference import Query, as_record
 
 
@@ -146,7 +146,9 @@ def test_eval_cli_base_vs_sft_vs_grpo(three_models, sft_catalog_dir, tmp_path):
     model = load(base)
     kw = dict(catalog_dir=sft_catalog_dir, max_new_tokens=4, batch_size=16, progress=False)
     corpus = model.encode(data.corpus, **kw)
-    pairs = [(q, p.group_id) for p in data.corpus for q in p.queries][:4]
+    # The 4 queries are a seeded random sample (sample_seed 0), the same one every row of the table reads.
+    pairs = [(q, p.group_id) for p in data.corpus for q in p.queries]
+    pairs = [pairs[i] for i in sample_rows(len(pairs), 4, 0, "text->multimodal")]
     queries = model.encode([Query(text=q) for q, _ in pairs], **kw)
     labels = {g: i for i, g in enumerate(sorted({p.group_id for p in data.corpus}))}
     ranks = first_relevant_ranks(queries, corpus, [labels[g] for _, g in pairs], [labels[p.group_id] for p in data.corpus])

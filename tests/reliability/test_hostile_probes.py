@@ -556,7 +556,7 @@ def test_grpo_yaml_out_of_range(prepared_text, text_model, tmp_path, yaml_text, 
 
 @pytest.mark.parametrize("args, field", [
     (["--batch-size", "0"], "batch_size"),
-    (["--max-products", "0"], "max_products"),
+    (["--max-products", "-1"], "max_products"),  # 0 means no cap
     (["--set", "knn_k=-1"], "knn_k"),
     (["--max-new-tokens", "-4"], "max_new_tokens"),
 ])
