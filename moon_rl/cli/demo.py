@@ -25,7 +25,10 @@ def demo(
     for name, path in summary["eval_files"].items():
         typer.echo(f"{name}: {path}")
     typer.echo(f"exported model: {summary['export']}")
-    typer.echo(f"stage timings (s): {summary['timings_s']}")
+    timings = summary["timings_s"]
+    width = max((len(name) for name in timings), default=5)
+    typer.echo("\n" + "\n".join([f"{'stage':<{width}}  seconds", f"{'-' * width}  -------",
+                                  *(f"{name:<{width}}  {seconds:7.1f}" for name, seconds in timings.items())]))
 
 
 def register(app: typer.Typer) -> None:
