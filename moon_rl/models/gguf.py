@@ -138,8 +138,7 @@ def convert_gguf(ref: str | Path, out_dir: str | Path | None = None, *, log=prin
     out = Path(out_dir).expanduser() if out_dir is not None else converted_dir(info.path, sha)
     if is_converted(out) and json.loads((out / SOURCE_INFO).read_text(encoding="utf-8")).get("sha256") == sha:
         return out
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / SOURCE_INFO).is_file())):
-        raise MoonError(f"{out}: exists and is not an earlier conversion; give an empty or new folder")
+    check_conversion_target(out)
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
@@ -177,6 +176,15 @@ def convert_gguf(ref: str | Path, out_dir: str | Path | None = None, *, log=prin
         raise
     log(f"converted {info.path.name} -> {out}")
     return out
+
+
+def check_conversion_target(out: Path) -> None:
+    """A conversion writes only into a new or empty folder, or over an earlier conversion (it has SOURCE_INFO)."""
+    if out.exists() and not out.is_dir():
+        raise MoonError(f"--out {out} is a file; give a folder path")
+    earlier = (out / SOURCE_INFO).is_file() or (out / "moon_rl_model.json").is_file()  # a conversion, or `models get`
+    if out.is_dir() and any(out.iterdir()) and not earlier:
+        raise MoonError(f"--out {out} is not empty and is not an earlier conversion; give an empty or new folder")
 
 
 def materialize(ref: str) -> str:

