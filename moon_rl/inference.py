@@ -19,7 +19,9 @@ models), the model writes its attribute reasoning (greedy) when `reasoning=True`
 prompt + reasoning is captured with `HiddenStateCapture`, the modality masks come from
 `extras.modality_masks`, and `MoonExtras.embed` pools and projects. With `reasoning=False` nothing is
 generated and the "reasoning" mask is the prompt's text tokens: much faster, for big corpora, but not what
-the head was trained on.
+the head was trained on. A head trained with pooling "input", and a text model without a head asked for no
+reasoning, read the record's plain text instead (`embeds_plain_text`, `moon_rl.embedding`): one short
+forward, the path training used and the sentence-transformers export serves.
 
 Records: a `data_prep.schema.Product`, a `Query` (search text and/or bare images, no catalog fields), or a
 dict (with a `category` it is read as a product, else as a query from `title`/`text` and `images`). A
