@@ -1,0 +1,28 @@
+"""The two trainers, side by side: `sft/` (TRL `SFTTrainer` + the contrastive head) and `grpo/` (TRL
+`GRPOTrainer` + the same head), with what they share in `common.py`. Each trainer file holds its overrides of
+TRL and nothing else. Imports are lazy so that `import moon_rl.trainers` pulls in no torch or TRL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_EXPORTS = {
+    "MoonSFTConfig": "moon_rl.sft.config",
+    "build_sft_configs": "moon_rl.sft.config",
+    "MoonSFTTrainer": "moon_rl.sft.trainer",
+    "run_sft": "moon_rl.sft.run",
+    "MoonGRPOConfig": "moon_rl.grpo.config",
+    "build_grpo_configs": "moon_rl.grpo.config",
+    "MoonGRPOTrainer": "moon_rl.grpo.trainer",
+    "run_grpo": "moon_rl.grpo.run",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'moon_rl.trainers' has no attribute {name!r}")
