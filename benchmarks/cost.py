@@ -69,7 +69,7 @@ def measure_sft(which: str, work: Path, steps: int) -> dict:
 
     from data_prep.synth import SynthConfig, synth_catalog
     from data_prep.tasks import prepare_task
-    from moon_rl.tiny_models import make_tiny_model
+    from moon_rl.models.tiny import make_tiny_model
 
     model_dir = make_tiny_model("qwen2", work / "model", seed=0)
     synth_catalog(work / "catalog", SynthConfig(products=150, seed=0), progress=False)
@@ -80,8 +80,8 @@ def measure_sft(which: str, work: Path, steps: int) -> dict:
                   lr_scheduler_type="constant", disable_tqdm=True)
     clock = StepClock()
     if which == "moon":
-        from moon_rl.sft.config import build_sft_configs
-        from moon_rl.sft.run import build_trainer
+        from moon_rl.trainers.sft.config import build_sft_configs
+        from moon_rl.trainers.sft.run import build_trainer
 
         cfg, margs = build_sft_configs(None, {**common, "contrastive_weight": 0.5, "activation_checkpointing": False,
                                               "lora_r": 16, "lora_dropout": 0.0}, model=str(model_dir), output_dir=common["output_dir"])
@@ -89,7 +89,7 @@ def measure_sft(which: str, work: Path, steps: int) -> dict:
     else:
         from trl import SFTConfig, SFTTrainer
 
-        from moon_rl.modeling import ModelArgs, load_policy, lora_config
+        from moon_rl.models.loading import ModelArgs, load_policy, lora_config
 
         margs = ModelArgs(model=str(model_dir), lora_r=16, lora_dropout=0.0)
         model, processor, _ = load_policy(margs)

@@ -126,7 +126,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         setup = (
-            "from moon_rl.tiny_models import make_tiny_model; from moon_rl.eval.random_run import write_random_run; "
+            "from moon_rl.models.tiny import make_tiny_model; from moon_rl.eval.random_run import write_random_run; "
             "from data_prep.synth import SynthConfig, synth_catalog; "
             f"b = make_tiny_model('qwen2_5_vl', r'{tmp / 'base'}', size='{args.size}'); "
             f"write_random_run(b, r'{tmp / 'run'}', pooling='fusion', residual=True, embedding_dim=256); "

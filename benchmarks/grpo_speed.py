@@ -44,7 +44,7 @@ TARGETS = {"contrastive": 0.05, "modules": 0.15}
 def build_data(work: Path) -> tuple[Path, Path]:
     from data_prep.synth import SynthConfig, synth_catalog
     from data_prep.tasks import prepare_task
-    from moon_rl.tiny_models import make_tiny_model
+    from moon_rl.models.tiny import make_tiny_model
 
     model = make_tiny_model("qwen2_5_vl", work / "model", seed=0)
     synth_catalog(work / "catalog", SynthConfig(products=200, seed=0), progress=False)
@@ -56,9 +56,9 @@ def build_trainer(name: str, model_dir: Path, data_dir: Path, work: Path, args):
     from datasets import load_from_disk
     from trl import GRPOTrainer
 
-    from moon_rl.grpo.config import MoonGRPOConfig
-    from moon_rl.grpo.trainer import MoonGRPOTrainer
-    from moon_rl.modeling import ModelArgs, load_policy, lora_config
+    from moon_rl.trainers.grpo.config import MoonGRPOConfig
+    from moon_rl.trainers.grpo.trainer import MoonGRPOTrainer
+    from moon_rl.models.loading import ModelArgs, load_policy, lora_config
     from reward_fns.registry import resolve_rewards
 
     model, processor, _ = load_policy(ModelArgs(model=str(model_dir), dtype="float32"))

@@ -66,11 +66,11 @@ def main() -> None:
     from data_prep.synth import SynthConfig, synth_catalog
     from data_prep.tasks import prepare_task
     from moon_rl.config_io import parse_set_overrides
-    from moon_rl.grpo.config import build_grpo_configs
-    from moon_rl.grpo.run import run_grpo
-    from moon_rl.sft.config import build_sft_configs
-    from moon_rl.sft.run import run_sft
-    from moon_rl.tiny_models import make_tiny_model
+    from moon_rl.trainers.grpo.config import build_grpo_configs
+    from moon_rl.trainers.grpo.run import run_grpo
+    from moon_rl.trainers.sft.config import build_sft_configs
+    from moon_rl.trainers.sft.run import run_sft
+    from moon_rl.models.tiny import make_tiny_model
 
     torch.set_num_threads(1)
     load_before = os.getloadavg()[0]

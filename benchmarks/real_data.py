@@ -3,7 +3,7 @@
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/real_data.py [--quick] [--only ae110k oamine abt-buy walmart-amazon]
         [--data /work/shared/data/real] [--out benchmarks/results/real_data.json]
 
-Every model is a tiny random-init Qwen2 text model built from scratch (`moon_rl.tiny_models`) whose tokenizer
+Every model is a tiny random-init Qwen2 text model built from scratch (`moon_rl.models.tiny`) whose tokenizer
 also learns the dataset's train titles, trained on the dataset's train split only:
 - AE-110K and OA-Mine (`--source ae110k|oamine`): SFT (full fine-tune, contrastive off: every product is its
   own group) on a random subsample of the train records that have attributes, then GRPO with LoRA and the
@@ -67,14 +67,14 @@ def grpo_overrides(steps: int, completion: int) -> dict:
 def train(kind: str, model: Path, data: Path, out: Path, overrides: dict, seed: int) -> tuple[dict, float]:
     t0 = time.perf_counter()
     if kind == "sft":
-        from moon_rl.sft.config import build_sft_configs
-        from moon_rl.sft.run import run_sft
+        from moon_rl.trainers.sft.config import build_sft_configs
+        from moon_rl.trainers.sft.run import run_sft
 
         cfg, margs = build_sft_configs(None, {**overrides, "seed": seed}, model=str(model), output_dir=str(out))
         summary = run_sft(cfg, margs, data)
     else:
-        from moon_rl.grpo.config import build_grpo_configs
-        from moon_rl.grpo.run import run_grpo
+        from moon_rl.trainers.grpo.config import build_grpo_configs
+        from moon_rl.trainers.grpo.run import run_grpo
 
         cfg, margs = build_grpo_configs(None, {**overrides, "seed": seed}, model=str(model), output_dir=str(out))
         summary = run_grpo(cfg, margs, data)
@@ -111,7 +111,7 @@ def attribute_benchmark(name: str, source: str, src: Path, work: Path, s: dict, 
     from data_prep.sources import convert_source
     from data_prep.schema import load_catalog
     from data_prep.tasks import prepare_task
-    from moon_rl.tiny_models import make_tiny_model
+    from moon_rl.models.tiny import make_tiny_model
 
     convert_source(source, src, work / "full")
     counts = subsample_catalog(work / "full", work / "catalog", s["train_records"], s["test_records"], seed)
@@ -134,7 +134,7 @@ def retrieval_benchmark(name: str, source: str, src: Path, work: Path, s: dict, 
     from data_prep.sources import convert_source
     from data_prep.schema import load_catalog, write_catalog
     from data_prep.tasks import prepare_task
-    from moon_rl.tiny_models import make_tiny_model
+    from moon_rl.models.tiny import make_tiny_model
 
     report = convert_source(source, src, work / "catalog")
     train_offers = load_catalog(work / "catalog", split="train")

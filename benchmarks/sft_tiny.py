@@ -4,7 +4,7 @@ Results go to benchmarks/results/sft_tiny.json.
     .venv/bin/python benchmarks/sft_tiny.py [--steps 300] [--products 200] [--size tiny] [--config configs/sft_tiny.yaml]
         [--threads N] [--set KEY=VALUE ...]
 
-Set-up (in a temporary folder): a tiny Qwen2.5-VL-shaped model (`moon_rl.tiny_models`), a synthetic catalog
+Set-up (in a temporary folder): a tiny Qwen2.5-VL-shaped model (`moon_rl.models.tiny`), a synthetic catalog
 (`data_prep.synth`), its train split prepared for SFT and its test split (held-out products and their queries)
 as the evaluation set. Training uses `configs/sft_tiny.yaml` as is, except `max_steps`, a log line every step,
 no checkpoints and no logging integration.
@@ -62,9 +62,9 @@ def main() -> None:
     from data_prep.synth import SynthConfig, synth_catalog
     from data_prep.tasks import prepare_task
     from moon_rl.config_io import parse_set_overrides
-    from moon_rl.sft.config import build_sft_configs
-    from moon_rl.sft.run import build_trainer, validate_sft_dataset
-    from moon_rl.tiny_models import make_tiny_model
+    from moon_rl.trainers.sft.config import build_sft_configs
+    from moon_rl.trainers.sft.run import build_trainer, validate_sft_dataset
+    from moon_rl.models.tiny import make_tiny_model
 
     wall = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="moon-sft-bench-") as tmp:

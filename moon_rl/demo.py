@@ -122,7 +122,7 @@ def build_inputs(out: Path, plan: DemoPlan, seed: int, stages: Stages) -> dict[s
     """Stages 1-3: catalog, tiny base model, SFT and GRPO datasets, under `out`. Returns their paths."""
     from data_prep.synth import SynthConfig, synth_catalog
     from data_prep.tasks import prepare_task
-    from moon_rl.tiny_models import make_tiny_model
+    from moon_rl.models.tiny import make_tiny_model
 
     paths = {name: out / name for name in ("catalog", "base-model", "data-sft", "data-grpo")}
     stages.run(f"synthetic catalog ({plan.products} products)", synth_catalog, paths["catalog"], SynthConfig(products=plan.products, seed=seed))
@@ -137,16 +137,16 @@ def build_inputs(out: Path, plan: DemoPlan, seed: int, stages: Stages) -> dict[s
 
 
 def train_sft(model: Path, data: Path, out: Path, plan: DemoPlan, seed: int, **overrides: Any) -> dict[str, Any]:
-    from moon_rl.sft.config import build_sft_configs
-    from moon_rl.sft.run import run_sft
+    from moon_rl.trainers.sft.config import build_sft_configs
+    from moon_rl.trainers.sft.run import run_sft
 
     cfg, model_args = build_sft_configs(None, {**plan.sft, "seed": seed, **overrides}, model=str(model), output_dir=str(out))
     return run_sft(cfg, model_args, data)
 
 
 def train_grpo(model: Path, data: Path, out: Path, plan: DemoPlan, seed: int, **overrides: Any) -> dict[str, Any]:
-    from moon_rl.grpo.config import build_grpo_configs
-    from moon_rl.grpo.run import run_grpo
+    from moon_rl.trainers.grpo.config import build_grpo_configs
+    from moon_rl.trainers.grpo.run import run_grpo
 
     cfg, model_args = build_grpo_configs(None, {**plan.grpo, "seed": seed, **overrides}, model=str(model), output_dir=str(out))
     return run_grpo(cfg, model_args, data)
@@ -160,7 +160,7 @@ def evaluate(model: Path, baselines: list[Path], catalog: Path, out: Path, plan:
 
 
 def run_demo(out: str | Path = "moon-rl-demo", quick: bool = False, seed: int = 0, force: bool = False) -> dict[str, Any]:
-    from moon_rl.export import export_adapter
+    from moon_rl.export.adapter import export_adapter
 
     plan = PLANS["quick" if quick else "full"]
     out = Path(out).expanduser().absolute()

@@ -9,7 +9,7 @@ where (the file) and how to fix it. Paths read from a catalog's records have the
   safetensors weights whose headers read and whose tensors fit in the file, and a tokenizer; a moon-rl
   adapter folder a readable adapter_config.json and adapter / head safetensors (its base is checked too when
   it is a local folder). A plain file is named for what it is (a pickle, one weights file, not a model);
-  a `.gguf` file passes untouched (loaded by `moon_rl.modeling`'s GGUF path).
+  a `.gguf` file passes untouched (loaded by `moon_rl.models.loading`'s GGUF path).
 - `check_safetensors(file)`: header length, header JSON and every tensor's byte range, without reading the
   tensors; a pickle or zip given where safetensors is expected is named as such, never unpickled.
 - `check_torch_file(file)`: HF's resume files (optimizer.pt, scheduler.pt, rng_state.pth) must be torch's zip
@@ -241,7 +241,7 @@ def check_model_input(path: str | Path, base_override: str | None = None) -> Non
         )
     if not path.is_dir():
         return
-    from moon_rl.checkpoints import final_save_unfinished
+    from moon_rl.trainers.checkpoints import final_save_unfinished
 
     if final_save_unfinished(path):
         return  # the caller names the run's newest complete checkpoint
@@ -329,7 +329,7 @@ def save_failure(err: BaseException, path: str | Path, run_dir: str | Path | Non
     where = getattr(err, "filename", None) or path
     last = "no complete checkpoint yet"
     if run_dir is not None:
-        from moon_rl.checkpoints import latest_complete_checkpoint
+        from moon_rl.trainers.checkpoints import latest_complete_checkpoint
 
         latest = latest_complete_checkpoint(run_dir)
         if latest is not None:

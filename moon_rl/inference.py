@@ -20,7 +20,7 @@ prompt + reasoning is captured with `HiddenStateCapture`, the modality masks com
 `extras.modality_masks`, and `MoonExtras.embed` pools and projects. With `reasoning=False` nothing is
 generated and the "reasoning" mask is the prompt's text tokens: much faster, for big corpora, but not what
 the head was trained on. A head trained with pooling "input", and a text model without a head asked for no
-reasoning, read the record's plain text instead (`embeds_plain_text`, `moon_rl.embedding`): one short
+reasoning, read the record's plain text instead (`embeds_plain_text`, `moon_rl.head.embedding`): one short
 forward, the path training used and the sentence-transformers export serves.
 
 Records: a `data_prep.schema.Product`, a `Query` (search text and/or bare images, no catalog fields), or a
@@ -46,9 +46,9 @@ import torch.nn.functional as F
 from data_prep.formats import INSTRUCTION, QUERY_INSTRUCTION, build_prompt, user_message
 from data_prep.schema import KNOWN_FIELDS, Product
 from moon_rl.errors import MoonError
-from moon_rl.modeling import RUN_INFO
+from moon_rl.models.loading import RUN_INFO
 
-RUN_META = RUN_INFO  # moon_rl.json, written by the trainers (moon_rl.modeling.write_run_info)
+RUN_META = RUN_INFO  # moon_rl.json, written by the trainers (moon_rl.models.loading.write_run_info)
 DEFAULT_MAX_NEW_TOKENS = 128
 
 
@@ -123,8 +123,8 @@ class MoonModel:
     """A loaded model with its add-ons; see the module docstring. Build it with `moon_rl.load(path)`."""
 
     def __init__(self, model, processor, extras, *, source: str, kind: str, meta: dict[str, Any] | None = None):
-        from moon_rl.extras import image_token_id_of
-        from moon_rl.modeling import is_vision_language
+        from moon_rl.head.extras import image_token_id_of
+        from moon_rl.models.loading import is_vision_language
 
         self.model, self.processor, self.extras = model.eval(), processor, extras
         self.source, self.kind, self.meta = source, kind, meta or {}
@@ -140,7 +140,7 @@ class MoonModel:
 
     @property
     def embedding_dim(self) -> int:
-        from moon_rl.extras import model_dims
+        from moon_rl.head.extras import model_dims
 
         return self.extras.args.embedding_dim if self.extras is not None else model_dims(self.model)[0]
 
@@ -215,7 +215,7 @@ class MoonModel:
     @torch.no_grad()
     def _embed_plain(self, batch: Sequence[Product | Query]) -> torch.Tensor:
         from data_prep.formats import embedding_text
-        from moon_rl.embedding import backbone_hidden, input_masks, mean_pool, tokenize_texts
+        from moon_rl.head.embedding import backbone_hidden, input_masks, mean_pool, tokenize_texts
 
         texts = [embedding_text(r.title, r.attributes) if isinstance(r, Product) else embedding_text(r.text) for r in batch]
         if not all(texts):
@@ -268,9 +268,9 @@ class MoonModel:
     @torch.no_grad()
     def _embed(self, inputs: dict[str, torch.Tensor], completions: list[list[int]], reasoning: bool) -> torch.Tensor:
         """One forward over each row's prompt + completion (right-padded, like training) -> (B, D) embeddings."""
-        from moon_rl.capture import HiddenStateCapture
-        from moon_rl.embedding import mean_pool
-        from moon_rl.extras import modality_masks
+        from moon_rl.head.capture import HiddenStateCapture
+        from moon_rl.head.embedding import mean_pool
+        from moon_rl.head.extras import modality_masks
 
         batch, reasoning_mask = self._assemble(inputs, completions, reasoning)
         with HiddenStateCapture(self.model, capture_no_grad=True) as capture:
@@ -320,7 +320,7 @@ class MoonModel:
 
 def resolve_model_dir(path: str | Path) -> Path:
     """The folder to load: `path` itself, or for a run folder without final artifacts its newest complete checkpoint."""
-    from moon_rl.checkpoints import final_save_unfinished, latest_complete_checkpoint, list_checkpoints
+    from moon_rl.trainers.checkpoints import final_save_unfinished, latest_complete_checkpoint, list_checkpoints
 
     from moon_rl.models.gguf import materialize
 
@@ -365,8 +365,8 @@ def load(
 
     `base_model` overrides the base recorded in an adapter (when it was trained on another machine).
     """
-    from moon_rl.extras import has_extras, load_extras_into
-    from moon_rl.modeling import ModelArgs, load_policy
+    from moon_rl.head.extras import has_extras, load_extras_into
+    from moon_rl.models.loading import ModelArgs, load_policy
 
     model_dir = resolve_model_dir(path)
     meta = read_run_meta(model_dir)

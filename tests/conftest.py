@@ -1,7 +1,7 @@
 """Shared test fixtures. Everything runs offline on CPU; models are tiny and built locally.
 
 `tiny_model_dir(arch="qwen2_5_vl", size="tiny") -> Path` builds each (arch, size) once per test
-session (seed 0, `moon_rl.tiny_models.make_tiny_model`) and hands every call a fresh copy, so a test
+session (seed 0, `moon_rl.models.tiny.make_tiny_model`) and hands every call a fresh copy, so a test
 may write into its folder (save a checkpoint, change the config) without affecting other tests.
 """
 
@@ -26,7 +26,7 @@ import pytest  # noqa: E402
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """Factory: `tiny_model_dir(arch="qwen2_5_vl", size="tiny")` -> path to a private copy of the model."""
-    from moon_rl.tiny_models import make_tiny_model
+    from moon_rl.models.tiny import make_tiny_model
 
     built: dict[tuple[str, str], Path] = {}
     copies = itertools.count()

@@ -3,7 +3,7 @@
     moon-rl export-adapter runs/grpo --out exports/grpo-v1            # adapter + head, verified
     moon-rl export-adapter runs/grpo/checkpoint-200 --out exports/ck200 --merge --force
 
-The work is in `moon_rl.export` (atomic write, verification by reloading); this module only parses options.
+The work is in `moon_rl.export.adapter` (atomic write, verification by reloading); this module only parses options.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from moon_rl.cli.common import run_guarded
 
 
 def _run(source: Path, out: Path, merge: bool, force: bool, base_model: str | None, verify_data: Path | None, n_verify: int, device: str, st: bool = False) -> None:
-    from moon_rl.export import export_adapter
+    from moon_rl.export.adapter import export_adapter
 
     result = export_adapter(
         source, out, merge=merge, sentence_transformers=st, force=force, base_model=base_model, verify_data=verify_data, n_verify=n_verify, device=device

@@ -6,7 +6,7 @@ server that `moon-rl grpo --use-vllm --vllm-mode server` generates with.
     moon-rl grpo ... --num-processes 2 [--accelerate-config configs/accelerate/deepspeed_zero2.yaml]
     moon-rl vllm-serve --model Qwen/Qwen2.5-VL-3B-Instruct          # then: moon-rl grpo ... --use-vllm --vllm-mode server
 
-Only parses options and calls `moon_rl.grpo.config.build_grpo_configs` and `moon_rl.grpo.run.run_grpo`.
+Only parses options and calls `moon_rl.trainers.grpo.config.build_grpo_configs` and `moon_rl.trainers.grpo.run.run_grpo`.
 """
 
 from __future__ import annotations
@@ -23,14 +23,14 @@ from moon_rl.errors import MoonError
 
 
 def _grpo(opts: dict) -> None:
-    from moon_rl.checkpoints import check_resume_files, resolve_resume
+    from moon_rl.trainers.checkpoints import check_resume_files, resolve_resume
     from moon_rl.config_io import parse_set_overrides
-    from moon_rl.grpo.config import build_grpo_configs
-    from moon_rl.interrupt import INTERRUPTED_EXIT, interrupted_message
-    from moon_rl.grpo.run import launch_multiprocess, run_grpo
+    from moon_rl.trainers.grpo.config import build_grpo_configs
+    from moon_rl.trainers.interrupt import INTERRUPTED_EXIT, interrupted_message
+    from moon_rl.trainers.grpo.run import launch_multiprocess, run_grpo
 
     if opts["use_vllm"]:  # fail before anything else happens, with the install command
-        from moon_rl.vllm_support import require_vllm
+        from moon_rl.trainers.vllm_support import require_vllm
 
         require_vllm(f"--use-vllm (--vllm-mode {opts['vllm_mode'] or 'colocate'})")
     num_processes = opts["num_processes"]
@@ -76,8 +76,8 @@ def _grpo(opts: dict) -> None:
 
 def _vllm_serve(model: str, host: str, port: int, tensor_parallel_size: int, gpu_memory_utilization: float,
                 max_model_len: int | None, dtype: str, extra: list[str]) -> None:
-    from moon_rl.modeling import resolve_source
-    from moon_rl.vllm_support import require_vllm, serve
+    from moon_rl.models.loading import resolve_source
+    from moon_rl.trainers.vllm_support import require_vllm, serve
 
     require_vllm("moon-rl vllm-serve")
     # A moon-rl output is an adapter: serve its base; the trainer pushes the merged weights at every step.

@@ -5,7 +5,7 @@
         --config configs/sft_qwen2_5_vl_3b.yaml --set contrastive_weight=0.2
     moon-rl sft ... --resume latest
 
-Only parses options and calls `moon_rl.sft.config.build_sft_configs` and `moon_rl.sft.run.run_sft`.
+Only parses options and calls `moon_rl.trainers.sft.config.build_sft_configs` and `moon_rl.trainers.sft.run.run_sft`.
 """
 
 from __future__ import annotations
@@ -34,12 +34,12 @@ def _sft(
     resume: str | None,
     trust_remote_code: bool = False,
 ) -> None:
-    from moon_rl.checkpoints import check_resume_files, resolve_resume
+    from moon_rl.trainers.checkpoints import check_resume_files, resolve_resume
     from moon_rl.cli.common import check_training_output
     from moon_rl.config_io import parse_set_overrides
-    from moon_rl.interrupt import INTERRUPTED_EXIT, interrupted_message
-    from moon_rl.sft.config import build_sft_configs
-    from moon_rl.sft.run import run_sft
+    from moon_rl.trainers.interrupt import INTERRUPTED_EXIT, interrupted_message
+    from moon_rl.trainers.sft.config import build_sft_configs
+    from moon_rl.trainers.sft.run import run_sft
 
     cfg, model_args = build_sft_configs(
         config,

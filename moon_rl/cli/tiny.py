@@ -4,7 +4,7 @@
     moon-rl make-tiny-model --arch qwen3 --out runs/small-text --size small --corpus titles.txt
 
 The folder loads offline with `from_pretrained` and is what the tests, the demo and the benchmarks
-train. See `moon_rl/tiny_models/` for sizes, token ids and the chat template.
+train. See `moon_rl/models/tiny/` for sizes, token ids and the chat template.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import typer
 
 from moon_rl.cli.common import run_guarded
 from moon_rl.errors import MoonError
-from moon_rl.tiny_models.configs import ARCHS  # light: torch/transformers are imported in the build only
+from moon_rl.models.tiny.configs import ARCHS  # light: torch/transformers are imported in the build only
 
 
 def make_tiny_model_command(
@@ -40,7 +40,7 @@ def make_tiny_model_command(
 
 
 def _build(arch: str, out: Path, size: str, seed: int, corpus: Path | None, force: bool) -> None:
-    from moon_rl.tiny_models import INFO_FILE, make_tiny_model
+    from moon_rl.models.tiny import INFO_FILE, make_tiny_model
 
     extra = _read_corpus(corpus) if corpus is not None else None
     path = make_tiny_model(arch, out, size=size, seed=seed, extra_corpus=extra, force=force)

@@ -10,7 +10,7 @@ OUT holds what `moon_rl.load(OUT)` needs and nothing else:
 - README.md, a model card with the training config and the latest eval metrics found for the run
   (also copied as eval_metrics.json),
 - with `--sentence-transformers`, OUT/st/: the embedder as Transformer + Pooling + Dense + Normalize, loadable by
-  `SentenceTransformer(OUT/st)` with no custom code (pooling "input" runs; `moon_rl/st_export.py`), checked against
+  `SentenceTransformer(OUT/st)` with no custom code (pooling "input" runs; `moon_rl/export/st.py`), checked against
   `encode(texts, reasoning=False)`; it implies OUT/merged/,
 - with `--merge`, OUT/merged/: the LoRA merged into the base weights (`merge_and_unload`), saved as a
   plain transformers model (safetensors + processor) that `from_pretrained` and vLLM load without moon-rl;
@@ -68,7 +68,7 @@ def check_target(out: Path, force: bool, source: str | Path | None = None) -> No
 
 def find_source(path: str | Path) -> Path:
     """The adapter folder to export: the run/export/checkpoint itself, or a run's newest complete checkpoint."""
-    from moon_rl.extras import EXTRAS_CONFIG, EXTRAS_WEIGHTS
+    from moon_rl.head.extras import EXTRAS_CONFIG, EXTRAS_WEIGHTS
     from moon_rl.inference import resolve_model_dir
 
     src = resolve_model_dir(path)
@@ -122,8 +122,8 @@ def latest_eval_metrics(src: Path) -> Path | None:
 
 def _finalize(tmp: Path, out: Path) -> None:
     """Move the finished export into place; an existing OUT is swapped with it in one step where the OS
-    can (`moon_rl.checkpoints.replace_dir`) and removed last, so OUT is never missing."""
-    from moon_rl.checkpoints import replace_dir
+    can (`moon_rl.trainers.checkpoints.replace_dir`) and removed last, so OUT is never missing."""
+    from moon_rl.trainers.checkpoints import replace_dir
 
     replace_dir(tmp, out)
 
@@ -149,9 +149,9 @@ def export_adapter(
     device: str = "cpu",
     progress: bool = True,
 ) -> ExportResult:
-    from moon_rl.extras import detached_extras, save_extras
+    from moon_rl.head.extras import detached_extras, save_extras
     from moon_rl.inference import RUN_META, load, read_run_meta
-    from moon_rl.modeling import resolve_source
+    from moon_rl.models.loading import resolve_source
 
     out = Path(out).expanduser().absolute()
     check_target(out, force, source)
@@ -198,7 +198,7 @@ def export_adapter(
         result = ExportResult(out, src, base, len(records), diff)
 
         if sentence_transformers:
-            from moon_rl.st_export import check_exportable
+            from moon_rl.export.st import check_exportable
 
             check_exportable(model.extras, model.is_vision_language)  # before the merge below changes the model
             st_reference = model.encode(list(_VERIFY_TEXTS), reasoning=False, progress=False)
@@ -206,8 +206,8 @@ def export_adapter(
             result.merged_max_abs_diff = _write_merged(model, tmp / MERGED_DIR, meta, records, encode, device, tolerance)
             result.merged = out / MERGED_DIR
         if sentence_transformers:
-            from moon_rl.extras import model_dims
-            from moon_rl.st_export import ST_DIR, check_same_vectors, write_sentence_transformers
+            from moon_rl.head.extras import model_dims
+            from moon_rl.export.st import ST_DIR, check_same_vectors, write_sentence_transformers
 
             write_sentence_transformers(tmp / MERGED_DIR, tmp / ST_DIR, model.extras, model_dims(model.model)[0])
             result.st_cosine_gap = check_same_vectors(tmp / ST_DIR, st_reference, list(_VERIFY_TEXTS))
@@ -225,7 +225,7 @@ def export_adapter(
 
 def _write_merged(model, merged_dir: Path, meta: dict, records: list, encode: dict, device: str, tolerance: float) -> float:
     """Merge LoRA into the base weights, save a plain transformers model, check it loads and embeds the same."""
-    from moon_rl.extras import save_extras
+    from moon_rl.head.extras import save_extras
     from moon_rl.inference import RUN_META, load
 
     reference = model.encode(records, reasoning=False, **encode)

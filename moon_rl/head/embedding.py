@@ -4,7 +4,7 @@ Pooling (pure functions, shapes in comments):
 - `mean_pool(hidden, mask)`: mean over the positions where mask is 1 (the reasoning span by default:
   the completion tokens, i.e. the model's own attribute reasoning and answer).
 - `last_token_pool(hidden, mask)`: the state at the last position where mask is 1.
-The multi-head modality fusion pooling lives in `moon_rl/modules/fusion.py`.
+The multi-head modality fusion pooling lives in `moon_rl/head/fusion.py`.
 
 Pooling "input" is the sentence-transformers path: the record's own text (`data_prep.formats.embedding_text`:
 title plus brand / model number), with no chat template and no reasoning, goes through the policy's backbone
@@ -81,7 +81,7 @@ def tokenize_texts(tokenizer, texts: list[str], max_length: int = INPUT_MAX_LENG
 def backbone_hidden(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """(B, L) ids/mask -> (B, L, H) last hidden states of the policy's transformer body (LoRA and residual hooks
     included; no LM head: its logits would cost more than the body at this length)."""
-    from moon_rl.capture import _last_hidden, find_backbone
+    from moon_rl.head.capture import _last_hidden, find_backbone
 
     out = find_backbone(model)(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
     return _last_hidden(out)
@@ -95,7 +95,7 @@ def input_masks(attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
 
 def check_input_pooling(model: nn.Module, dataset, text_column: str = "title") -> None:
     """Pooling "input" embeds text only, from the dataset's `title` column: say so before training starts."""
-    from moon_rl.capture import peft_base
+    from moon_rl.head.capture import peft_base
     from moon_rl.errors import MoonError
 
     if getattr(peft_base(model).config, "vision_config", None) is not None:

@@ -20,11 +20,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from moon_rl.capture import peft_base, unwrap_model
-from moon_rl.embedding import POOLINGS, EmbeddingHead, last_token_pool, mean_pool
+from moon_rl.head.capture import peft_base, unwrap_model
+from moon_rl.head.embedding import POOLINGS, EmbeddingHead, last_token_pool, mean_pool
 from moon_rl.errors import MoonError
-from moon_rl.modules.fusion import ModalityFusion
-from moon_rl.modules.residual import FineGrainedResidual, find_decoder_layers
+from moon_rl.head.fusion import ModalityFusion
+from moon_rl.head.residual import FineGrainedResidual, find_decoder_layers
 
 EXTRAS_WEIGHTS = "moon_extras.safetensors"
 EXTRAS_CONFIG = "moon_extras.json"
@@ -155,7 +155,7 @@ class MoonExtras(nn.Module):
 
         A row with no token to pool (mean/last pooling of an empty reasoning span: every completion masked
         as truncated, say) gets an all-zero embedding, not the head's bias direction shared by all such rows;
-        the contrastive loss leaves zero rows out (`moon_rl.losses.group_info_nce`)."""
+        the contrastive loss leaves zero rows out (`moon_rl.head.losses.group_info_nce`)."""
         pooled, info = self.pool(hidden, masks)
         if self.residual is not None:
             for layer, norm in zip(self.residual.target_layers, self.residual.gate_norms()):

@@ -109,7 +109,7 @@ def group_info_nce(
 
     Args:
         embeddings: (N, D) local anchors.
-        group_ids: (N,) int64 group labels (hash strings with `moon_rl.ids.stable_hash`).
+        group_ids: (N,) int64 group labels (hash strings with `moon_rl.head.ids.stable_hash`).
         row_ids: (N,) int64 row labels; defaults to `arange(N)` (every embedding its own row).
         candidates / candidate_group_ids / candidate_row_ids: the pool to score against (for example the
             embeddings gathered from every process, which include the local ones); defaults to the anchors.

@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 _EXPORTS = {
-    "ModelArgs": "moon_rl.modeling",
-    "load_policy": "moon_rl.modeling",
-    "lora_config": "moon_rl.modeling",
-    "load_for_training": "moon_rl.modeling",
-    "make_tiny_model": "moon_rl.tiny_models",
+    "ModelArgs": "moon_rl.models.loading",
+    "load_policy": "moon_rl.models.loading",
+    "lora_config": "moon_rl.models.loading",
+    "load_for_training": "moon_rl.models.loading",
+    "make_tiny_model": "moon_rl.models.tiny",
 }
 __all__ = list(_EXPORTS)
 

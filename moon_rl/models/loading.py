@@ -59,7 +59,7 @@ def resolve_source(ref: str, base_override: str | None = None) -> ModelSource:
 
     check_model_input(path, base_override)  # a file that is no model, broken weights, no tokenizer: one line, before loading
     if path.is_dir():
-        from moon_rl.checkpoints import final_save_unfinished, latest_complete_checkpoint
+        from moon_rl.trainers.checkpoints import final_save_unfinished, latest_complete_checkpoint
 
         if final_save_unfinished(path):
             latest = latest_complete_checkpoint(path)
@@ -171,7 +171,7 @@ def load_policy(args: ModelArgs, trainable: bool = True):
     model = load_base_model(source.path, args)
     processor_path = str(source.adapter_dir) if source.adapter_dir and _has_processor(source.adapter_dir) else source.path
     processor = load_processor(processor_path, args.trust_remote_code, config_path=source.path)
-    from moon_rl.extras import has_extras
+    from moon_rl.head.extras import has_extras
 
     if source.adapter_dir is None:
         # A full fine-tune saved by moon-rl (--no-lora) keeps its head beside the weights.

@@ -8,14 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 _EXPORTS = {
-    "MoonSFTConfig": "moon_rl.sft.config",
-    "build_sft_configs": "moon_rl.sft.config",
-    "MoonSFTTrainer": "moon_rl.sft.trainer",
-    "run_sft": "moon_rl.sft.run",
-    "MoonGRPOConfig": "moon_rl.grpo.config",
-    "build_grpo_configs": "moon_rl.grpo.config",
-    "MoonGRPOTrainer": "moon_rl.grpo.trainer",
-    "run_grpo": "moon_rl.grpo.run",
+    "MoonSFTConfig": "moon_rl.trainers.sft.config",
+    "build_sft_configs": "moon_rl.trainers.sft.config",
+    "MoonSFTTrainer": "moon_rl.trainers.sft.trainer",
+    "run_sft": "moon_rl.trainers.sft.run",
+    "MoonGRPOConfig": "moon_rl.trainers.grpo.config",
+    "build_grpo_configs": "moon_rl.trainers.grpo.config",
+    "MoonGRPOTrainer": "moon_rl.trainers.grpo.trainer",
+    "run_grpo": "moon_rl.trainers.grpo.run",
 }
 __all__ = list(_EXPORTS)
 

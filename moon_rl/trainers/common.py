@@ -8,13 +8,13 @@ SFTTrainer)`). It overrides, and only extends:
 - `_load_from_checkpoint`: the same in reverse on `--resume`; also continues TRL's SFT token counter
   (`num_tokens` in the logs), which TRL keeps only in memory.
 - `_save_checkpoint`: after the parent has written everything (on every process), marks the checkpoint
-  complete (`moon_rl/checkpoints.py`), so `--resume` never picks a folder that a crash left half-written;
+  complete (`moon_rl/trainers/checkpoints.py`), so `--resume` never picks a folder that a crash left half-written;
   a stale marker is removed before a folder is rewritten, and old checkpoints are rotated out only after
   the new one is marked (HF rotates before, which with `save_total_limit=1` leaves a window with no
   complete checkpoint at all).
 - `train`: refuses a training set that data preparation left empty (TRL drops SFT rows truncated before
   their completion, and would "finish" at step 0). When training raises, restores the signal handlers of
-  `moon_rl.interrupt.GracefulInterrupt` (HF calls `on_train_end` only on success; Ctrl-C must work again
+  `moon_rl.trainers.interrupt.GracefulInterrupt` (HF calls `on_train_end` only on success; Ctrl-C must work again
   in a notebook) and closes the progress bars (the CLI's `error: ...` line must not trail the bar).
 """
 
@@ -28,10 +28,10 @@ from torch import nn
 
 from trl.trainer.callbacks import SyncRefModelCallback
 
-from moon_rl.checkpoints import clear_complete, mark_complete, rotate_checkpoints, save_errors
-from moon_rl.distributed import gather_with_grad
+from moon_rl.trainers.checkpoints import clear_complete, mark_complete, rotate_checkpoints, save_errors
+from moon_rl.head.distributed import gather_with_grad
 from moon_rl.errors import MoonError
-from moon_rl.extras import (
+from moon_rl.head.extras import (
     EmbeddingArgs,
     MoonExtras,
     attach_extras,
@@ -41,13 +41,13 @@ from moon_rl.extras import (
     load_extras,
     save_extras,
 )
-from moon_rl.losses import ContrastiveStats, group_info_nce
+from moon_rl.head.losses import ContrastiveStats, group_info_nce
 
 
 def setup_extras(model: nn.Module, args: EmbeddingArgs, seed: int, extras_dir: str | Path | None = None) -> MoonExtras:
     """Attach fresh add-ons built from `args`, or the saved ones from `extras_dir` (a moon-rl output)."""
     if extras_dir is not None:
-        from moon_rl.extras import load_extras_into
+        from moon_rl.head.extras import load_extras_into
 
         extras = load_extras_into(model, extras_dir)
         # The saved head fixes the architecture (pooling, modules); say so when the new config asks otherwise.
@@ -235,7 +235,7 @@ class MoonTrainerMixin:
             self._close_progress_bars()  # so the error message starts on its own line, not after the bar
             raise
         finally:
-            from moon_rl.interrupt import GracefulInterrupt
+            from moon_rl.trainers.interrupt import GracefulInterrupt
 
             for callback in self.callback_handler.callbacks:
                 if isinstance(callback, GracefulInterrupt):
@@ -256,9 +256,9 @@ class MoonTrainerMixin:
 def train_and_save(trainer, interrupt, kind: str, model_args, resume_from: str | None, log_key: str) -> dict:
     """Train (or resume), save the final artifacts + trainer state + moon_rl.json into `output_dir`, and
     return a summary: output folder, steps, whether a signal stopped it, first/last logs that carry `log_key`."""
-    from moon_rl.modeling import write_run_info
+    from moon_rl.models.loading import write_run_info
 
-    from moon_rl.checkpoints import begin_final_save, end_final_save
+    from moon_rl.trainers.checkpoints import begin_final_save, end_final_save
 
     config = trainer.args
     trainer.train(resume_from_checkpoint=resume_from)

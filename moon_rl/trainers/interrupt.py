@@ -33,7 +33,7 @@ import time
 
 from transformers import TrainerCallback
 
-logger = logging.getLogger("moon_rl.interrupt")
+logger = logging.getLogger("moon_rl.trainers.interrupt")
 
 INTERRUPTED_EXIT = 75  # os.EX_TEMPFAIL: "temporary failure, the user is invited to retry"
 REPEAT_GRACE_S = 1.0

@@ -13,7 +13,7 @@ def run_child(cmd: list[str], signals: tuple[int, ...] = (signal.SIGINT, signal.
     Why not `subprocess.run`: on Ctrl-C it kills the child 0.25 s later, before the training processes can
     save their checkpoint, and a SIGTERM sent to the parent alone (a job scheduler) never reaches the child.
     Forwarding is safe for Ctrl-C too, where the child already got the signal from the terminal:
-    `moon_rl.interrupt.GracefulInterrupt` ignores a repeat within a second.
+    `moon_rl.trainers.interrupt.GracefulInterrupt` ignores a repeat within a second.
     """
     child = subprocess.Popen(cmd)
     previous = {}

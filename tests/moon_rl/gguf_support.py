@@ -37,7 +37,7 @@ import numpy as np
 
 ARCHS = ("qwen2", "llama")  # GGUF architecture names this writer produces
 DTYPES = ("f32", "q8_0")
-# The tiny tokenizer uses Qwen2's split regex (moon_rl/tiny_models/tokenizer.py); llama.cpp names it so.
+# The tiny tokenizer uses Qwen2's split regex (moon_rl/models/tiny/tokenizer.py); llama.cpp names it so.
 PRE_TOKENIZER = "qwen2"
 
 

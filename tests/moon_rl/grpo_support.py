@@ -46,7 +46,7 @@ def grpo_dataset(kind: str = "text", query_rows: bool = True):
 
 def fast_config(out_dir, **overrides):
     """A MoonGRPOConfig that runs a step in a few seconds on CPU."""
-    from moon_rl.grpo.config import MoonGRPOConfig
+    from moon_rl.trainers.grpo.config import MoonGRPOConfig
 
     values = dict(
         output_dir=str(out_dir),
@@ -69,7 +69,7 @@ def fast_config(out_dir, **overrides):
 
 
 def load_model(model_dir: Path):
-    from moon_rl.modeling import ModelArgs, load_policy
+    from moon_rl.models.loading import ModelArgs, load_policy
 
     model, processor, _ = load_policy(ModelArgs(model=str(model_dir), dtype="float32"))
     getattr(processor, "tokenizer", processor).padding_side = "left"  # TRL's contract (plain TRL does not enforce it)
@@ -77,7 +77,7 @@ def load_model(model_dir: Path):
 
 
 def lora(r: int = 8, dropout: float = 0.0):
-    from moon_rl.modeling import ModelArgs, lora_config
+    from moon_rl.models.loading import ModelArgs, lora_config
 
     return lora_config(ModelArgs(model="unused", lora_r=r, lora_alpha=2 * r, lora_dropout=dropout))
 
@@ -85,7 +85,7 @@ def lora(r: int = 8, dropout: float = 0.0):
 def moon_trainer(model_dir: Path, config, rewards=None, dataset=None, cls=None, use_lora: bool = True, **kwargs):
     """A trainer (MoonGRPOTrainer by default) on the tiny model in `model_dir`, LoRA r=8 without dropout
     (or full fine-tuning with `use_lora=False`)."""
-    from moon_rl.grpo.trainer import MoonGRPOTrainer
+    from moon_rl.trainers.grpo.trainer import MoonGRPOTrainer
     from reward_fns.registry import resolve_rewards
 
     cls = cls or MoonGRPOTrainer

@@ -2,9 +2,9 @@ import signal
 
 import pytest
 
-from moon_rl.checkpoints import latest_complete_checkpoint, mark_complete, resolve_resume
+from moon_rl.trainers.checkpoints import latest_complete_checkpoint, mark_complete, resolve_resume
 from moon_rl.errors import MoonError
-from moon_rl.interrupt import GracefulInterrupt
+from moon_rl.trainers.interrupt import GracefulInterrupt
 
 
 def _ckpt(run, step, complete):

@@ -51,7 +51,7 @@ def test_read_yaml_errors(tmp_path):
 
 
 def test_yaml_no_means_the_word_for_choice_fields():
-    from moon_rl.sft.config import build_sft_configs
+    from moon_rl.trainers.sft.config import build_sft_configs
 
     cfg, _ = build_sft_configs(None, parse_set_overrides(["save_strategy=no"]), model="m", output_dir="o")
     assert str(cfg.save_strategy.value if hasattr(cfg.save_strategy, "value") else cfg.save_strategy) == "no"

@@ -18,7 +18,7 @@ RECIPES = sorted(CONFIGS.glob("*.yaml"))
 
 
 def _build_sft(path: Path, overrides: dict, tmp_path: Path):
-    from moon_rl.sft.config import MoonSFTConfig, build_sft_configs
+    from moon_rl.trainers.sft.config import MoonSFTConfig, build_sft_configs
 
     flags = {"output_dir": str(tmp_path / "out")}
     if "model" not in read_yaml(path):
@@ -29,7 +29,7 @@ def _build_sft(path: Path, overrides: dict, tmp_path: Path):
 
 
 def _build_grpo(path: Path, overrides: dict, tmp_path: Path):
-    from moon_rl.grpo.config import MoonGRPOConfig, build_grpo_configs
+    from moon_rl.trainers.grpo.config import MoonGRPOConfig, build_grpo_configs
 
     flags = {"output_dir": str(tmp_path / "out")}
     if "model" not in read_yaml(path):
@@ -71,7 +71,7 @@ def test_recipe_loads_and_validates(path, tmp_path):
 
 
 def test_unknown_key_lists_valid_ones(tmp_path):
-    from moon_rl.sft.config import build_sft_configs
+    from moon_rl.trainers.sft.config import build_sft_configs
 
     bad = tmp_path / "sft_bad.yaml"
     bad.write_text("contrastive_wieght: 0.5\n", encoding="utf-8")
@@ -80,7 +80,7 @@ def test_unknown_key_lists_valid_ones(tmp_path):
 
 
 def test_later_layers_win_and_model_keys_are_split(tmp_path):
-    from moon_rl.sft.config import build_sft_configs
+    from moon_rl.trainers.sft.config import build_sft_configs
 
     recipe = tmp_path / "sft_x.yaml"
     recipe.write_text("learning_rate: 1.0e-3\nlora_r: 4\ncontrastive_weight: 0.3\n", encoding="utf-8")
@@ -97,14 +97,14 @@ def test_later_layers_win_and_model_keys_are_split(tmp_path):
     ],
 )
 def test_invalid_values_fail(overrides, match, tmp_path):
-    from moon_rl.sft.config import build_sft_configs
+    from moon_rl.trainers.sft.config import build_sft_configs
 
     with pytest.raises(MoonError, match=match):
         build_sft_configs(None, overrides, model="m", output_dir=str(tmp_path))
 
 
 def test_model_and_output_are_required(tmp_path):
-    from moon_rl.sft.config import build_sft_configs
+    from moon_rl.trainers.sft.config import build_sft_configs
 
     with pytest.raises(MoonError, match="--model"):
         build_sft_configs(None, {}, output_dir=str(tmp_path))

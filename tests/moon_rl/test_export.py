@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from data_prep.schema import load_catalog
 from moon_rl.errors import MoonError
 from moon_rl.eval.random_run import write_random_run
-from moon_rl.export import export_adapter
+from moon_rl.export.adapter import export_adapter
 from moon_rl.inference import load
 
 
@@ -100,7 +100,7 @@ def test_cli_refuses_non_empty_target_and_force_replaces_only_an_export(run_dir,
 
 
 def test_interrupted_export_leaves_nothing(run_dir, tmp_path, monkeypatch):
-    import moon_rl.export as export
+    import moon_rl.export.adapter as export
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -113,7 +113,7 @@ def test_interrupted_export_leaves_nothing(run_dir, tmp_path, monkeypatch):
 
 
 def test_clear_errors(run_dir, tiny_model_dir, tmp_path):
-    from moon_rl.extras import EmbeddingArgs, MoonExtras, save_extras
+    from moon_rl.head.extras import EmbeddingArgs, MoonExtras, save_extras
 
     with pytest.raises(MoonError, match="no adapter_config.json"):
         export_adapter(tiny_model_dir("qwen2"), tmp_path / "a")

@@ -5,9 +5,9 @@ import pytest
 import torch
 from peft import get_peft_model
 
-from moon_rl.capture import HiddenStateCapture
+from moon_rl.head.capture import HiddenStateCapture
 from moon_rl.errors import MoonError
-from moon_rl.extras import (
+from moon_rl.head.extras import (
     EmbeddingArgs,
     MoonExtras,
     detached_extras,
@@ -17,8 +17,8 @@ from moon_rl.extras import (
     modality_masks,
     save_extras,
 )
-from moon_rl.modeling import ModelArgs, lora_config, load_policy
-from moon_rl.trainer_common import setup_extras
+from moon_rl.models.loading import ModelArgs, lora_config, load_policy
+from moon_rl.trainers.common import setup_extras
 
 
 @pytest.fixture

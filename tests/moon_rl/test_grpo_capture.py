@@ -9,9 +9,9 @@ import torch
 from grpo_support import fast_config, grpo_dataset, moon_trainer
 from transformers import TrainerCallback
 
-import moon_rl.grpo.trainer as grpo_trainer_module
-from moon_rl.capture import HiddenStateCapture, find_backbone
-from moon_rl.grpo.trainer import MoonGRPOTrainer
+import moon_rl.trainers.grpo.trainer as grpo_trainer_module
+from moon_rl.head.capture import HiddenStateCapture, find_backbone
+from moon_rl.trainers.grpo.trainer import MoonGRPOTrainer
 
 
 class CountingCapture(HiddenStateCapture):

@@ -9,8 +9,8 @@ import pytest
 from grpo_support import ROOT, fast_config, grpo_dataset_dir
 from typer.testing import CliRunner
 
-import moon_rl.vllm_support as vllm_support
-from moon_rl.checkpoints import is_complete
+import moon_rl.trainers.vllm_support as vllm_support
+from moon_rl.trainers.checkpoints import is_complete
 from moon_rl.cli import app
 from moon_rl.errors import MissingExtraError, MoonError
 
@@ -47,7 +47,7 @@ def test_vllm_flags_without_the_extra_fail_up_front(monkeypatch, tmp_path, args)
 
 
 def test_trainer_checks_the_vllm_extra_before_loading(monkeypatch, tmp_path):
-    from moon_rl.grpo.trainer import MoonGRPOTrainer
+    from moon_rl.trainers.grpo.trainer import MoonGRPOTrainer
 
     monkeypatch.setattr(vllm_support, "vllm_available", lambda: False)
     with pytest.raises(MissingExtraError, match=r"pip install 'moon-rl\[vllm\]'"):
@@ -55,7 +55,7 @@ def test_trainer_checks_the_vllm_extra_before_loading(monkeypatch, tmp_path):
 
 
 def test_reward_specs_defaults_weights_and_conflicts(tmp_path):
-    from moon_rl.grpo.run import build_rewards
+    from moon_rl.trainers.grpo.run import build_rewards
 
     config = fast_config(tmp_path)
     funcs = build_rewards(config)

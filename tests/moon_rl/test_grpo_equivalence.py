@@ -14,7 +14,7 @@ from grpo_support import fast_config, grpo_dataset, moon_trainer
 from transformers import TrainerCallback
 from trl import GRPOTrainer
 
-from moon_rl.grpo.trainer import MoonGRPOTrainer
+from moon_rl.trainers.grpo.trainer import MoonGRPOTrainer
 
 
 class GradRecorder(TrainerCallback):

@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from grpo_support import fast_config, grpo_dataset, moon_trainer
 
-import moon_rl.grpo.trainer as grpo_trainer_module
-from moon_rl.grpo.rollout_embeddings import CandidateBank, contrastive_with_bank
-from moon_rl.losses import group_info_nce
+import moon_rl.trainers.grpo.trainer as grpo_trainer_module
+from moon_rl.trainers.grpo.rollout_embeddings import CandidateBank, contrastive_with_bank
+from moon_rl.head.losses import group_info_nce
 
 
 class _Identity(torch.nn.Module):
@@ -142,7 +142,7 @@ def test_rewards_receive_the_rollout_embeddings(tiny_model_dir, tmp_path):
 
 
 def test_hard_negatives_fill_generation_batches_from_one_category(tiny_model_dir, tmp_path):
-    from moon_rl.sampling import group_batches
+    from moon_rl.trainers.sampling import group_batches
 
     dataset = grpo_dataset("text")
     config = fast_config(tmp_path, per_device_train_batch_size=8, num_generations=2, hard_negatives_by="category")

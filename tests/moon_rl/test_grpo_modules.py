@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from grpo_support import fast_config, grpo_dataset, load_model, moon_trainer
 
-from moon_rl.extras import EXTRAS_CONFIG, EXTRAS_WEIGHTS, load_extras
+from moon_rl.head.extras import EXTRAS_CONFIG, EXTRAS_WEIGHTS, load_extras
 
 
 def _probe_inputs(processor):
@@ -36,8 +36,8 @@ def test_modules_on_change_nothing_at_step_zero(tiny_model_dir, tmp_path):
 
 
 def test_modules_saved_with_the_adapter_and_loaded_by_the_next_run(tiny_model_dir, tmp_path):
-    from moon_rl.grpo.run import build_trainer
-    from moon_rl.modeling import ModelArgs
+    from moon_rl.trainers.grpo.run import build_trainer
+    from moon_rl.models.loading import ModelArgs
 
     model_dir = tiny_model_dir("qwen2_5_vl")
     config = fast_config(tmp_path / "first", max_steps=1, pooling="fusion", residual_enhancement=True, learning_rate=5e-2)

@@ -92,7 +92,7 @@ def test_text_model_ignores_images(tiny_model_dir, products, sft_catalog_dir):
 
 
 def test_run_folder_falls_back_to_newest_complete_checkpoint(tmp_path, vl_run):
-    from moon_rl.checkpoints import mark_complete
+    from moon_rl.trainers.checkpoints import mark_complete
 
     run = tmp_path / "run"
     for step, complete in ((5, True), (10, True), (15, False)):

@@ -1,11 +1,11 @@
-"""InfoNCE maths on values small enough to compute by hand (moon_rl/losses.py)."""
+"""InfoNCE maths on values small enough to compute by hand (moon_rl/head/losses.py)."""
 
 import math
 
 import pytest
 import torch
 
-from moon_rl.losses import group_info_nce, info_nce
+from moon_rl.head.losses import group_info_nce, info_nce
 
 E1, E2 = [1.0, 0.0], [0.0, 1.0]
 

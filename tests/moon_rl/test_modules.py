@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from moon_rl.modules.fusion import MODALITIES, ModalityFusion
-from moon_rl.modules.residual import FineGrainedResidual, find_decoder_layers
+from moon_rl.head.fusion import MODALITIES, ModalityFusion
+from moon_rl.head.residual import FineGrainedResidual, find_decoder_layers
 
 H = 8
 

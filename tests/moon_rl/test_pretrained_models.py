@@ -64,7 +64,7 @@ def test_gguf_converts_once_into_a_safetensors_folder(tiny_gguf, cache):
 
 def test_every_model_entry_point_takes_a_gguf(tiny_gguf, cache):
     import moon_rl
-    from moon_rl.modeling import ModelArgs, load_policy, resolve_source
+    from moon_rl.models.loading import ModelArgs, load_policy, resolve_source
 
     _, file = tiny_gguf
     assert resolve_source(str(file)).path.startswith(str(cache))
@@ -137,9 +137,9 @@ def input_run(tiny_model_dir, sft_text_dataset_dir, tmp_path_factory):
     """A few LoRA SFT steps with pooling 'input' on the tiny text model; (trainer, run folder, weights before)."""
     from datasets import load_from_disk
 
-    from moon_rl.modeling import ModelArgs
-    from moon_rl.sft.config import MoonSFTConfig
-    from moon_rl.sft.run import build_trainer
+    from moon_rl.models.loading import ModelArgs
+    from moon_rl.trainers.sft.config import MoonSFTConfig
+    from moon_rl.trainers.sft.run import build_trainer
 
     out = tmp_path_factory.mktemp("input-run") / "run"
     config = MoonSFTConfig(
@@ -169,8 +169,8 @@ def test_train_time_and_inference_time_embeddings_are_equal(input_run):
     """The collator's batch through the trainer's own embedding code == `moon_rl.load(run).encode` of the records."""
     import moon_rl
     from data_prep.schema import Product
-    from moon_rl.embedding import backbone_hidden, input_masks
-    from moon_rl.sft.trainer import EMBED_IDS_KEY, EMBED_MASK_KEY
+    from moon_rl.head.embedding import backbone_hidden, input_masks
+    from moon_rl.trainers.sft.trainer import EMBED_IDS_KEY, EMBED_MASK_KEY
 
     trainer, out, _ = input_run
     rows = trainer.train_dataset.select(range(5))  # as TRL prepared them: tokenized, the text columns kept

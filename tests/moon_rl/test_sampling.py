@@ -1,4 +1,4 @@
-"""Group-aware batching (moon_rl/sampling.py): positives share batches, order is reproducible."""
+"""Group-aware batching (moon_rl/trainers/sampling.py): positives share batches, order is reproducible."""
 
 import random
 from collections import Counter
@@ -6,7 +6,7 @@ from collections import Counter
 import pytest
 from torch.utils.data import DataLoader
 
-from moon_rl.sampling import GroupBatchSampler, GroupedSampler, group_batches
+from moon_rl.trainers.sampling import GroupBatchSampler, GroupedSampler, group_batches
 
 
 def random_groups(n_groups=60, max_size=5, seed=1):
@@ -157,7 +157,7 @@ def test_batch_clusters_names_the_missing_column():
     from datasets import Dataset
 
     from moon_rl.errors import MoonError
-    from moon_rl.sampling import batch_clusters
+    from moon_rl.trainers.sampling import batch_clusters
 
     ds = Dataset.from_dict({"group_id": ["a", "b"], "category": ["shirts", "shoes"]})
     assert batch_clusters(ds, None) is None

@@ -11,7 +11,7 @@ import torch
 from typer.testing import CliRunner
 
 from moon_rl.errors import MoonError
-from moon_rl.modeling import ModelArgs
+from moon_rl.models.loading import ModelArgs
 
 FAST = dict(
     per_device_train_batch_size=4,
@@ -28,7 +28,7 @@ FAST = dict(
 
 
 def sft_config(out, **overrides):
-    from moon_rl.sft.config import MoonSFTConfig
+    from moon_rl.trainers.sft.config import MoonSFTConfig
 
     return MoonSFTConfig(output_dir=str(out), **{**FAST, **overrides})
 
@@ -40,7 +40,7 @@ def load_ds(path):
 
 
 def trainer_for(model_dir, dataset, out, model_kwargs=None, **overrides):
-    from moon_rl.sft.run import build_trainer
+    from moon_rl.trainers.sft.run import build_trainer
 
     return build_trainer(sft_config(out, **overrides), ModelArgs(model=str(model_dir), **(model_kwargs or {})), dataset)
 
@@ -61,7 +61,7 @@ def test_weight_zero_trains_exactly_like_sfttrainer(tiny_model_dir, sft_dataset_
     Fails loudly if TRL changes a method the subclass overrides underneath it."""
     from trl import SFTConfig, SFTTrainer
 
-    from moon_rl.modeling import load_policy, lora_config
+    from moon_rl.models.loading import load_policy, lora_config
 
     dataset = load_ds(sft_dataset_dir)
     # LoRA dropout draws from the global RNG, so any stray draw by the add-ons would show up as a loss change.
@@ -107,8 +107,8 @@ def test_weight_zero_trains_exactly_like_sfttrainer(tiny_model_dir, sft_dataset_
 
 
 def test_lora_run_trains_adapter_and_head_keeps_base_and_groups_batches(tiny_model_dir, sft_dataset_dir, tmp_path):
-    from moon_rl.ids import hash_labels
-    from moon_rl.sampling import group_batches
+    from moon_rl.head.ids import hash_labels
+    from moon_rl.trainers.sampling import group_batches
 
     dataset = load_ds(sft_dataset_dir)
     trainer = trainer_for(tiny_model_dir("qwen2_5_vl"), dataset, tmp_path / "run", contrastive_weight=1.0, max_steps=3)
@@ -140,8 +140,8 @@ def test_lora_run_trains_adapter_and_head_keeps_base_and_groups_batches(tiny_mod
 
 
 def test_hard_negatives_batch_one_category_and_train(tiny_model_dir, sft_dataset_dir, tmp_path):
-    from moon_rl.ids import hash_labels
-    from moon_rl.sampling import group_batches
+    from moon_rl.head.ids import hash_labels
+    from moon_rl.trainers.sampling import group_batches
 
     dataset = load_ds(sft_dataset_dir)
     trainer = trainer_for(tiny_model_dir("qwen2_5_vl"), dataset, tmp_path / "run", contrastive_weight=1.0, max_steps=2,
@@ -159,7 +159,7 @@ def test_hard_negatives_batch_one_category_and_train(tiny_model_dir, sft_dataset
 def test_full_finetune_text_model_saves_model_and_head_apart(tiny_model_dir, sft_text_dataset_dir, tmp_path):
     from safetensors import safe_open
 
-    from moon_rl.extras import has_extras, load_extras
+    from moon_rl.head.extras import has_extras, load_extras
 
     trainer = trainer_for(
         tiny_model_dir("qwen2"), load_ds(sft_text_dataset_dir), tmp_path / "run", {"lora": False}, contrastive_weight=0.5, max_steps=2
@@ -230,7 +230,7 @@ def test_short_run_lowers_loss_and_raises_retrieval(tiny_model_dir, sft_dataset_
 
 
 def run_fails(model_dir, data, out, match):
-    from moon_rl.sft.run import run_sft
+    from moon_rl.trainers.sft.run import run_sft
 
     config = sft_config(out, max_steps=1)
     with pytest.raises(MoonError, match=match):
@@ -247,7 +247,7 @@ def test_missing_group_id_column_fails_before_training(tiny_model_dir, sft_datas
 def test_bad_rows_are_named(tiny_model_dir, sft_dataset_dir, tmp_path):
     from datasets import Image, List
 
-    from moon_rl.sft.run import validate_sft_dataset
+    from moon_rl.trainers.sft.run import validate_sft_dataset
 
     model_dir = tiny_model_dir("qwen2_5_vl")
     ds = load_ds(sft_dataset_dir)
@@ -314,8 +314,8 @@ def test_cli_run_saves_loadable_outputs_and_resumes(tiny_model_dir, sft_dataset_
     from pathlib import Path
 
     from moon_rl.cli import app
-    from moon_rl.extras import load_extras_into
-    from moon_rl.modeling import load_policy
+    from moon_rl.head.extras import load_extras_into
+    from moon_rl.models.loading import load_policy
 
     config = Path(__file__).resolve().parents[2] / "configs" / "sft_tiny.yaml"
     out = tmp_path / "run"

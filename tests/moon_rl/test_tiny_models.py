@@ -1,4 +1,4 @@
-"""Tests for moon_rl/tiny_models and `moon-rl make-tiny-model`: each arch loads offline and generates,
+"""Tests for moon_rl/models/tiny and `moon-rl make-tiny-model`: each arch loads offline and generates,
 the tokenizer round-trips product text with single-id special tokens, the chat template and processor
 give what TRL expects, builds are deterministic, sizes are in the documented ranges."""
 
@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 
 from moon_rl.cli import app
 from moon_rl.errors import MoonError
-from moon_rl.tiny_models import ARCHS, INFO_FILE, SPECIAL_TOKENS, SPECS, TOKEN_IDS, VL_ARCHS, make_tiny_model
-from moon_rl.tiny_models import vocabulary as V
-from moon_rl.tiny_models.tokenizer import REASONING_TOKENS
+from moon_rl.models.tiny import ARCHS, INFO_FILE, SPECIAL_TOKENS, SPECS, TOKEN_IDS, VL_ARCHS, make_tiny_model
+from moon_rl.models.tiny import vocabulary as V
+from moon_rl.models.tiny.tokenizer import REASONING_TOKENS
 
 TRACE = '<think>colour: the title says navy.</think><answer>{"colour": "navy", "Net content": "150mm"}</answer>'
 

@@ -17,10 +17,10 @@ import torch
 from datasets import Dataset
 
 from moon_rl.errors import MoonError
-from moon_rl.grpo.config import MoonGRPOConfig
-from moon_rl.grpo.trainer import MoonGRPOTrainer
-from moon_rl.sft.config import MoonSFTConfig
-from moon_rl.sft.trainer import MoonSFTTrainer
+from moon_rl.trainers.grpo.config import MoonGRPOConfig
+from moon_rl.trainers.grpo.trainer import MoonGRPOTrainer
+from moon_rl.trainers.sft.config import MoonSFTConfig
+from moon_rl.trainers.sft.trainer import MoonSFTTrainer
 
 WORDS = ["red cotton shirt", "blue ceramic mug", "black leather bag", "green wool scarf", "white linen dress",
          "brown suede boots", "grey denim jacket", "yellow silk tie"]
@@ -212,7 +212,7 @@ def test_grpo_args_none_builds_the_default_config_and_names_the_missing_positive
 
 def test_grpo_args_none_output_dir_is_trls(text_model, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
-    import moon_rl.grpo.trainer as grpo_trainer
+    import moon_rl.trainers.grpo.trainer as grpo_trainer
 
     seen = {}
     monkeypatch.setattr(grpo_trainer, "check_positives_possible", lambda *a, **k: seen.setdefault("checked", True))
@@ -336,7 +336,7 @@ def test_grpo_peft_reference_pass_runs_without_the_residual(text_model, tmp_path
     since) must be off too, or the KL term would compare against a moving reference."""
     from peft import LoraConfig
 
-    from moon_rl.capture import peft_base
+    from moon_rl.head.capture import peft_base
 
     peft_config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
     trainer = MoonGRPOTrainer(model=text_model, reward_funcs=spread_reward, train_dataset=Dataset.from_list(rows(ids=False)),

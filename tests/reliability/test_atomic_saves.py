@@ -21,7 +21,7 @@ import pytest
 import torch
 from reliability_support import tiny_sft_args
 
-from moon_rl.checkpoints import MARKER, is_complete, latest_complete_checkpoint, replace_dir
+from moon_rl.trainers.checkpoints import MARKER, is_complete, latest_complete_checkpoint, replace_dir
 
 
 def die() -> None:
@@ -65,7 +65,7 @@ def patch_to_die(point: str) -> None:
 
         torch.save = save
     elif point == "before-marker":  # everything written, not yet marked complete
-        import moon_rl.trainer_common as tc
+        import moon_rl.trainers.common as tc
 
         real_mark = tc.mark_complete
 
@@ -76,7 +76,7 @@ def patch_to_die(point: str) -> None:
 
         tc.mark_complete = mark
     elif point == "final-save":  # checkpoints done, the final adapter half-written into the run folder
-        import moon_rl.trainer_common as tc
+        import moon_rl.trainers.common as tc
 
         real_save = tc.save_extras
 
@@ -87,7 +87,7 @@ def patch_to_die(point: str) -> None:
 
         tc.save_extras = save_extras
     elif point == "export-card":  # the new export is half-written in its temporary folder
-        import moon_rl.export as export
+        import moon_rl.export.adapter as export
 
         def card(*args, **kwargs):
             die()
@@ -137,9 +137,9 @@ def test_sigkill_during_the_final_save_is_never_loaded_as_a_model(cli, tiny_mode
     there): loaders use the newest complete checkpoint instead, training from it is refused with the way
     out, and `--resume latest` finishes the save."""
     import moon_rl
-    from moon_rl.checkpoints import final_save_unfinished
+    from moon_rl.trainers.checkpoints import final_save_unfinished
     from moon_rl.errors import MoonError
-    from moon_rl.modeling import resolve_source
+    from moon_rl.models.loading import resolve_source
 
     out = tmp_path / "run"
     args = tiny_sft_args(tiny_model_dir("qwen2"), sft_text_dataset_dir, out)
@@ -168,7 +168,7 @@ def test_sigkill_during_the_final_save_is_never_loaded_as_a_model(cli, tiny_mode
 def test_rewritten_checkpoint_loses_its_stale_marker(cli, monkeypatch, tiny_model_dir, sft_text_dataset_dir, tmp_path):
     """Resuming from an older checkpoint rewrites the newer ones; one that dies half-rewritten must not
     keep the marker of the run that wrote it first (it would then mix two runs' files)."""
-    import moon_rl.trainer_common as tc
+    import moon_rl.trainers.common as tc
 
     out = tmp_path / "run"
     args = tiny_sft_args(tiny_model_dir("qwen2"), sft_text_dataset_dir, out, "--max-steps", "2")
@@ -190,7 +190,7 @@ def test_rewritten_checkpoint_loses_its_stale_marker(cli, monkeypatch, tiny_mode
 
 def test_sigkill_while_exporting_keeps_previous_export(tiny_model_dir, tmp_path):
     from moon_rl.eval.random_run import write_random_run
-    from moon_rl.export import export_adapter
+    from moon_rl.export.adapter import export_adapter
     from moon_rl.inference import Query, load
 
     run = write_random_run(tiny_model_dir("qwen2"), tmp_path / "run", kind="sft")
@@ -215,7 +215,7 @@ def test_sigkill_while_exporting_keeps_previous_export(tiny_model_dir, tmp_path)
 def test_replace_dir_swaps_in_one_step(tmp_path, monkeypatch):
     """Replacing an existing folder (export --force): once the swap is done the target holds the new folder,
     even if the process dies before the old one is deleted; before the swap it holds the old one."""
-    import moon_rl.checkpoints as checkpoints
+    import moon_rl.trainers.checkpoints as checkpoints
 
     target, new = tmp_path / "out", tmp_path / ".out.tmp"
     target.mkdir()

@@ -385,7 +385,7 @@ def test_adapter_as_pickle(cli, run_copy, tmp_path):
 
 
 def _fake_checkpoint(run: Path, step: int, files: dict[str, bytes]) -> Path:
-    from moon_rl.checkpoints import mark_complete
+    from moon_rl.trainers.checkpoints import mark_complete
 
     folder = run / f"checkpoint-{step}"
     folder.mkdir(parents=True)
@@ -594,7 +594,7 @@ def test_eval_out_is_the_model(cli, model_copy, base_catalog):
 
 def _fail_second_checkpoint(monkeypatch, error: BaseException) -> None:
     """The save of checkpoint-2 fails as a full disk would, after checkpoint-1 was completed."""
-    import moon_rl.trainer_common as tc
+    import moon_rl.trainers.common as tc
 
     real = tc.save_extras
 
@@ -620,7 +620,7 @@ def test_save_failure_names_the_last_complete_checkpoint(error, why, cli, monkey
     out = tmp_path / "run"
     line = refused(cli, tiny_sft_args(text_model, sft_text_dataset_dir, out, "--max-steps", "2"), [text_model, sft_text_dataset_dir], ["checkpoint-2", why])
     assert f"last complete checkpoint is {out / 'checkpoint-1'}" in line
-    from moon_rl.checkpoints import latest_complete_checkpoint
+    from moon_rl.trainers.checkpoints import latest_complete_checkpoint
 
     assert latest_complete_checkpoint(out) == out / "checkpoint-1"  # the half-written one stays unmarked
 

@@ -15,7 +15,7 @@ What resume has to restore for this to hold: optimizer and scheduler state, the 
 residual), and the data position (the group-aware samplers replay the same order; SFT here crosses an
 epoch boundary). The GRPO case uses num_iterations=2, so rollouts are reused for two steps: a SIGTERM
 in the first step of such a cycle stops at the end of the cycle (TRL keeps the rollouts in memory, not in
-the checkpoint), see moon_rl/interrupt.py. Limitation (documented there and in the README): a *periodic*
+the checkpoint), see moon_rl/trainers/interrupt.py. Limitation (documented there and in the README): a *periodic*
 checkpoint (save_steps) inside a cycle resumes with freshly generated rollouts, not bit-identically.
 A negative control shows the comparison is sensitive: resuming without the saved RNG state diverges.
 """
@@ -33,8 +33,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from moon_rl.checkpoints import is_complete
-from moon_rl.interrupt import INTERRUPTED_EXIT, GracefulInterrupt
+from moon_rl.trainers.checkpoints import is_complete
+from moon_rl.trainers.interrupt import INTERRUPTED_EXIT, GracefulInterrupt
 from reliability_support import CUSTOM_REWARDS, SFT_CONFIG
 
 TOL = dict(abs=1e-6, rel=1e-6)
@@ -214,7 +214,7 @@ def test_processes_stop_together(tmp_path):
 def test_second_ctrl_c_aborts_but_a_forwarded_duplicate_does_not(monkeypatch):
     """Launchers (torchrun) forward the terminal's Ctrl-C to workers that already got it: a repeat within a
     second is the same request; a later one is the user insisting, and aborts without saving."""
-    import moon_rl.interrupt as interrupt
+    import moon_rl.trainers.interrupt as interrupt
     from transformers import TrainerControl, TrainerState
 
     callback = GracefulInterrupt(signals=(signal.SIGINT,))
@@ -233,7 +233,7 @@ def test_second_ctrl_c_aborts_but_a_forwarded_duplicate_does_not(monkeypatch):
 
 
 def test_resume_command_replaces_resume_and_keeps_the_rest(monkeypatch):
-    from moon_rl.interrupt import resume_command
+    from moon_rl.trainers.interrupt import resume_command
 
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     argv = ["grpo", "--model", "runs/my model", "--resume", "runs/x/checkpoint-4", "--set", "beta=0.04", "--resume=latest"]
@@ -249,7 +249,7 @@ def test_generation_cycle_and_misaligned_save_steps_warning(caplog):
     from transformers import TrainerControl, TrainerState
     from transformers.trainer_utils import SaveStrategy
 
-    from moon_rl.interrupt import cycle_steps, stop_step
+    from moon_rl.trainers.interrupt import cycle_steps, stop_step
 
     def grpo_args(spg, iters, accum, save_steps=500.0):
         return SimpleNamespace(steps_per_generation=spg, num_iterations=iters, gradient_accumulation_steps=accum,
@@ -261,10 +261,10 @@ def test_generation_cycle_and_misaligned_save_steps_warning(caplog):
     assert [stop_step(grpo_args(1, 2, 1), k) for k in (1, 2, 3)] == [2, 2, 4]
 
     callback = GracefulInterrupt(signals=())
-    with caplog.at_level("WARNING", logger="moon_rl.interrupt"):
+    with caplog.at_level("WARNING", logger="moon_rl.trainers.interrupt"):
         callback.on_train_begin(grpo_args(1, 2, 1, save_steps=3.0), TrainerState(), TrainerControl())
         callback.on_train_begin(grpo_args(1, 2, 1, save_steps=4.0), TrainerState(), TrainerControl())
-    warnings = [r.getMessage() for r in caplog.records if r.name == "moon_rl.interrupt"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "moon_rl.trainers.interrupt"]
     assert len(warnings) == 1 and "save_steps=3 is not a multiple of the generation cycle (2 steps" in warnings[0]
 
 
@@ -293,7 +293,7 @@ def test_launcher_parent_forwards_signals_and_waits_for_the_child(tmp_path, sig)
     (tmp_path / "child.py").write_text(CHILD.replace("signal.SIGTERM, on_signal", f"signal.{sig.name}, on_signal"))
     done = tmp_path / "done.txt"
     parent = subprocess.Popen([sys.executable, "-c",
-                               "import sys; from moon_rl.launch import run_child; "
+                               "import sys; from moon_rl.trainers.launch import run_child; "
                                f"sys.exit(run_child([sys.executable, {str(tmp_path / 'child.py')!r}, {str(done)!r}]))"])
     deadline = time.monotonic() + 60
     while not done.with_suffix(".ready").exists():

@@ -124,13 +124,13 @@ def test_trust_remote_code_is_opt_in(command, cli, monkeypatch, tmp_path):
     """`--trust-remote-code` exists on each command that loads models, is off by default and reaches the
     model loader only when given."""
     import moon_rl.eval.run
-    import moon_rl.grpo.run
-    import moon_rl.sft.run
+    import moon_rl.trainers.grpo.run
+    import moon_rl.trainers.sft.run
 
     seen = []
     summary = {"out": str(tmp_path), "global_step": 0, "interrupted": False, "first": {}, "last": {}}
-    monkeypatch.setattr(moon_rl.sft.run, "run_sft", lambda cfg, margs, data, resume=None: seen.append(margs.trust_remote_code) or summary)
-    monkeypatch.setattr(moon_rl.grpo.run, "run_grpo", lambda cfg, margs, data, resume=None: seen.append(margs.trust_remote_code) or summary)
+    monkeypatch.setattr(moon_rl.trainers.sft.run, "run_sft", lambda cfg, margs, data, resume=None: seen.append(margs.trust_remote_code) or summary)
+    monkeypatch.setattr(moon_rl.trainers.grpo.run, "run_grpo", lambda cfg, margs, data, resume=None: seen.append(margs.trust_remote_code) or summary)
     files = {"report": tmp_path / "report.md", "metrics": tmp_path / "metrics.json"}
     monkeypatch.setattr(moon_rl.eval.run, "run_eval", lambda cfg: seen.append(cfg.trust_remote_code) or {"files": files})
 
@@ -147,7 +147,7 @@ def test_model_loading_passes_trust_remote_code_false(tiny_model_dir, monkeypatc
     loader's own calls pass False explicitly (transformers' internal calls may omit it: off as well)."""
     import transformers
 
-    from moon_rl.modeling import ModelArgs, load_policy
+    from moon_rl.models.loading import ModelArgs, load_policy
 
     seen = []
     for cls_name in ("AutoConfig", "AutoTokenizer", "AutoProcessor", "AutoModelForCausalLM", "AutoModelForImageTextToText"):

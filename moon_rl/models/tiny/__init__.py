@@ -6,9 +6,9 @@ archs) to a folder that `from_pretrained` loads offline. See `build.py` (what is
 template) and `vocabulary.py` (the built-in product corpus).
 """
 
-from moon_rl.tiny_models.build import INFO_FILE, make_tiny_model
-from moon_rl.tiny_models.configs import ARCHS, SIZES, SPECS, VL_ARCHS
-from moon_rl.tiny_models.tokenizer import CHAT_TEMPLATE, SPECIAL_TOKENS, TOKEN_IDS
+from moon_rl.models.tiny.build import INFO_FILE, make_tiny_model
+from moon_rl.models.tiny.configs import ARCHS, SIZES, SPECS, VL_ARCHS
+from moon_rl.models.tiny.tokenizer import CHAT_TEMPLATE, SPECIAL_TOKENS, TOKEN_IDS
 
 __all__ = [
     "ARCHS",

@@ -18,8 +18,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from moon_rl.errors import MoonError
-from moon_rl.tiny_models.configs import SPECS, VL_ARCHS, check_choice, model_config
-from moon_rl.tiny_models.tokenizer import CHAT_TEMPLATE, EOS_TOKEN, PAD_TOKEN, TOKEN_IDS, train_tokenizer
+from moon_rl.models.tiny.configs import SPECS, VL_ARCHS, check_choice, model_config
+from moon_rl.models.tiny.tokenizer import CHAT_TEMPLATE, EOS_TOKEN, PAD_TOKEN, TOKEN_IDS, train_tokenizer
 
 INFO_FILE = "tiny_model.json"
 # Top-level files a previous build may have written; `force=True` deletes only these.

@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 
 from moon_rl.errors import MoonError
-from moon_rl.tiny_models.tokenizer import EOS_TOKEN, PAD_TOKEN, TOKEN_IDS
+from moon_rl.models.tiny.tokenizer import EOS_TOKEN, PAD_TOKEN, TOKEN_IDS
 
 ARCHS = ("qwen2", "qwen3", "qwen2_vl", "qwen2_5_vl")
 VL_ARCHS = ("qwen2_vl", "qwen2_5_vl")

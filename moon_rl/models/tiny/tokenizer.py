@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from moon_rl.tiny_models.vocabulary import product_corpus
+from moon_rl.models.tiny.vocabulary import product_corpus
 
 # Order = token id. Real Qwen ids are 151643.. ; the tiny tokenizers put them at 0.. (see docstring).
 SPECIAL_TOKENS = (

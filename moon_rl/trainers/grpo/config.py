@@ -1,8 +1,8 @@
-"""`MoonGRPOConfig`: TRL's `GRPOConfig` plus the embedding-head fields of `moon_rl.extras.EmbeddingArgs`
+"""`MoonGRPOConfig`: TRL's `GRPOConfig` plus the embedding-head fields of `moon_rl.head.extras.EmbeddingArgs`
 and the reward specs of a run.
 
 Every field can be set from a YAML file (`--config`) or `--set key=value`; the model-loading fields of
-`moon_rl.modeling.ModelArgs` (`model`, `lora_r`, `load_in_4bit`, ...) are accepted in the same places and
+`moon_rl.models.loading.ModelArgs` (`model`, `lora_r`, `load_in_4bit`, ...) are accepted in the same places and
 split off by `build_grpo_configs`, so one YAML describes a whole run.
 
 Departures from `GRPOConfig` defaults (the rest are TRL's, including loss_type, beta, num_iterations, ...):
@@ -27,9 +27,9 @@ from trl import GRPOConfig
 
 from moon_rl.config_io import build_run_configs
 from moon_rl.errors import MoonError
-from moon_rl.extras import EmbeddingArgs
-from moon_rl.modeling import ModelArgs
-from moon_rl.vllm_support import VLLM_MODES
+from moon_rl.head.extras import EmbeddingArgs
+from moon_rl.models.loading import ModelArgs
+from moon_rl.trainers.vllm_support import VLLM_MODES
 
 # When no --reward is given. `retrieval` is opt-in (--reward retrieval=0.5): it costs a no-grad forward per
 # generation batch unless TRL already runs one, and with a fresh head its ranks are noise for many steps.

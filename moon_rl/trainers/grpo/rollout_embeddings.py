@@ -30,9 +30,9 @@ from typing import Any
 
 import torch
 
-from moon_rl.distributed import gather_with_grad
+from moon_rl.head.distributed import gather_with_grad
 from moon_rl.errors import MoonError
-from moon_rl.losses import ContrastiveStats, group_info_nce
+from moon_rl.head.losses import ContrastiveStats, group_info_nce
 
 
 @dataclasses.dataclass

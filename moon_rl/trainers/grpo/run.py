@@ -24,8 +24,8 @@ from typing import Any
 
 from moon_rl.errors import MoonError
 from moon_rl.prepared_data import check_images, check_rows, load_prepared
-from moon_rl.grpo.config import MoonGRPOConfig
-from moon_rl.modeling import ModelArgs
+from moon_rl.trainers.grpo.config import MoonGRPOConfig
+from moon_rl.models.loading import ModelArgs
 
 
 
@@ -70,8 +70,8 @@ def build_rewards(config: MoonGRPOConfig) -> list:
 
 def build_trainer(config: MoonGRPOConfig, model_args: ModelArgs, dataset, reward_funcs: list, callbacks: list | None = None):
     """Load the policy (base or moon-rl output) and wrap it in a `MoonGRPOTrainer`."""
-    from moon_rl.grpo.trainer import MoonGRPOTrainer
-    from moon_rl.modeling import load_for_training
+    from moon_rl.trainers.grpo.trainer import MoonGRPOTrainer
+    from moon_rl.models.loading import load_for_training
 
     model, processor, peft_config, extras_dir = load_for_training(model_args)
     return MoonGRPOTrainer(
@@ -92,14 +92,14 @@ def build_trainer(config: MoonGRPOConfig, model_args: ModelArgs, dataset, reward
 
 def run_grpo(config: MoonGRPOConfig, model_args: ModelArgs, data: str | Path, resume: str | bool | None = None) -> dict[str, Any]:
     """Validate, train, save. Returns a summary (output folder, steps, first/last logged metrics)."""
-    from moon_rl.checkpoints import resolve_resume
-    from moon_rl.interrupt import GracefulInterrupt
-    from moon_rl.trainer_common import train_and_save
-    from moon_rl.modeling import check_4bit_available
-    from moon_rl.sft.run import model_is_vision_language
+    from moon_rl.trainers.checkpoints import resolve_resume
+    from moon_rl.trainers.interrupt import GracefulInterrupt
+    from moon_rl.trainers.common import train_and_save
+    from moon_rl.models.loading import check_4bit_available
+    from moon_rl.trainers.sft.run import model_is_vision_language
 
     if config.use_vllm:
-        from moon_rl.vllm_support import require_vllm
+        from moon_rl.trainers.vllm_support import require_vllm
 
         require_vllm(f"--use-vllm (vllm_mode={config.vllm_mode})")
     if model_args.load_in_4bit:
@@ -110,7 +110,7 @@ def run_grpo(config: MoonGRPOConfig, model_args: ModelArgs, data: str | Path, re
     dataset = load_grpo_data(data, with_images=takes_images)
     validate_grpo_dataset(dataset, str(data), needs_groups=config.contrastive_weight > 0, model_takes_images=takes_images)
     if config.contrastive_weight > 0:
-        from moon_rl.sampling import batch_clusters
+        from moon_rl.trainers.sampling import batch_clusters
 
         batch_clusters(dataset, config.hard_negatives_by)  # a wrong column fails before the model loads
 
@@ -152,6 +152,6 @@ def launch_multiprocess(argv: list[str], num_processes: int, accelerate_config: 
     else:
         launch += ["--multi_gpu"]
     rest = strip_option(strip_option(argv, "--num-processes"), "--accelerate-config")
-    from moon_rl.launch import run_child
+    from moon_rl.trainers.launch import run_child
 
     return run_child([*launch, "-m", "moon_rl", *rest])  # Ctrl-C / SIGTERM reach the workers, which save and stop

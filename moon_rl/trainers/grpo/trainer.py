@@ -3,7 +3,7 @@
     loss = GRPO policy loss (any TRL loss_type) + contrastive_weight * InfoNCE(head(pool(hidden states)))
 
 The policy loss is TRL's, untouched. The hidden states come from a forward hook on the backbone during the
-one forward TRL runs for the per-token log-probs (`moon_rl.capture.HiddenStateCapture`), so the contrastive
+one forward TRL runs for the per-token log-probs (`moon_rl.head.capture.HiddenStateCapture`), so the contrastive
 term costs no second pass. Positives are rollouts of rows that share a `group_id` (another view of the
 product, a query that found it); rollouts of the same row are neither positives nor negatives; negatives
 are every other rollout in the batch, gathered across processes with gradient.
@@ -22,7 +22,7 @@ Overridden methods (everything else is TRL's), and why:
   (`trainer_common.BackboneSyncRefModelCallback`: TRL zips policy and reference parameters), and, with the
   term on, checks the id columns and refuses a batch shape or dataset in which no rollout has a positive
   (warns for a shuffled iterable dataset, which the group-aware sampler cannot order).
-- `_get_train_sampler`: TRL's `RepeatSampler` with a group-aware order (`moon_rl.sampling.group_batches`),
+- `_get_train_sampler`: TRL's `RepeatSampler` with a group-aware order (`moon_rl.trainers.sampling.group_batches`),
   so the members of a group land in the same generation batch (and, with `hard_negatives_by`, groups of
   one category share it).
 - `_generate`: works around TRL building `images=[..., None, ...]` for a batch that mixes rows with and
@@ -57,12 +57,12 @@ from trl.models.utils import disable_gradient_checkpointing
 from trl.trainer.utils import RepeatSampler
 
 from data_prep.formats import embedding_text
-from moon_rl.capture import HiddenStateCapture, unwrap_model
-from moon_rl.embedding import backbone_hidden, check_input_pooling, input_masks, tokenize_texts
+from moon_rl.head.capture import HiddenStateCapture, unwrap_model
+from moon_rl.head.embedding import backbone_hidden, check_input_pooling, input_masks, tokenize_texts
 from moon_rl.errors import MoonError
-from moon_rl.extras import detached_extras, get_extras, image_token_id_of, modality_masks, residual_suspended
-from moon_rl.grpo.config import MoonGRPOConfig
-from moon_rl.grpo.rollout_embeddings import (
+from moon_rl.head.extras import detached_extras, get_extras, image_token_id_of, modality_masks, residual_suspended
+from moon_rl.trainers.grpo.config import MoonGRPOConfig
+from moon_rl.trainers.grpo.rollout_embeddings import (
     CandidateBank,
     ScoringPass,
     completion_mask_of,
@@ -72,10 +72,10 @@ from moon_rl.grpo.rollout_embeddings import (
     rollout_forward_inputs,
     with_embeddings,
 )
-from moon_rl.ids import hash_labels
+from moon_rl.head.ids import hash_labels
 from moon_rl.prepared_data import ID_COLUMNS
-from moon_rl.sampling import batch_clusters, group_batches
-from moon_rl.trainer_common import (
+from moon_rl.trainers.sampling import batch_clusters, group_batches
+from moon_rl.trainers.common import (
     MoonTrainerMixin,
     attach_for_training,
     check_positives_possible,
@@ -151,7 +151,7 @@ class MoonGRPOTrainer(MoonTrainerMixin, GRPOTrainer):
                 "MoonGRPOConfig(..., contrastive_weight=0) trains exactly like trl.GRPOTrainer"
             )
         if args.use_vllm:
-            from moon_rl.vllm_support import require_vllm
+            from moon_rl.trainers.vllm_support import require_vllm
 
             require_vllm(f"--use-vllm (vllm_mode={args.vllm_mode})")
         processing_class = kwargs.get("processing_class")

@@ -4,7 +4,7 @@
 - `trainer.py`: `MoonSFTTrainer` (TRL `SFTTrainer` + in-batch InfoNCE on the same forward pass).
 - `run.py`: `run_sft` (validate data, load model, train, save) behind `moon-rl sft`.
 
-Imports are lazy so that `import moon_rl.sft` does not pull in torch/TRL.
+Imports are lazy so that `import moon_rl.trainers.sft` does not pull in torch/TRL.
 """
 
 from __future__ import annotations
@@ -16,15 +16,15 @@ __all__ = ["MoonSFTConfig", "MoonSFTTrainer", "build_sft_configs", "run_sft"]
 
 def __getattr__(name: str) -> Any:
     if name in ("MoonSFTConfig", "build_sft_configs"):
-        from moon_rl.sft import config
+        from moon_rl.trainers.sft import config
 
         return getattr(config, name)
     if name == "MoonSFTTrainer":
-        from moon_rl.sft.trainer import MoonSFTTrainer
+        from moon_rl.trainers.sft.trainer import MoonSFTTrainer
 
         return MoonSFTTrainer
     if name == "run_sft":
-        from moon_rl.sft.run import run_sft
+        from moon_rl.trainers.sft.run import run_sft
 
         return run_sft
-    raise AttributeError(f"module 'moon_rl.sft' has no attribute {name!r}")
+    raise AttributeError(f"module 'moon_rl.trainers.sft' has no attribute {name!r}")

@@ -1,7 +1,7 @@
-"""`MoonSFTConfig`: TRL's `SFTConfig` plus the embedding-head fields of `moon_rl.extras.EmbeddingArgs`.
+"""`MoonSFTConfig`: TRL's `SFTConfig` plus the embedding-head fields of `moon_rl.head.extras.EmbeddingArgs`.
 
 Every field can be set from a YAML file (`--config`) or `--set key=value`; the model-loading fields of
-`moon_rl.modeling.ModelArgs` (`model`, `lora_r`, `load_in_4bit`, ...) are accepted in the same places
+`moon_rl.models.loading.ModelArgs` (`model`, `lora_r`, `load_in_4bit`, ...) are accepted in the same places
 and split off by `build_sft_configs`, so one YAML describes a whole run.
 
 Departures from `SFTConfig` defaults (the rest are TRL's):
@@ -21,8 +21,8 @@ from trl import SFTConfig
 
 from moon_rl.config_io import build_run_configs
 from moon_rl.errors import MoonError
-from moon_rl.extras import EmbeddingArgs
-from moon_rl.modeling import ModelArgs
+from moon_rl.head.extras import EmbeddingArgs
+from moon_rl.models.loading import ModelArgs
 
 
 @dataclasses.dataclass

@@ -20,8 +20,8 @@ from typing import Any
 
 from moon_rl.errors import MoonError
 from moon_rl.prepared_data import check_images, check_rows, load_prepared
-from moon_rl.modeling import ModelArgs
-from moon_rl.sft.config import MoonSFTConfig
+from moon_rl.models.loading import ModelArgs
+from moon_rl.trainers.sft.config import MoonSFTConfig
 
 REQUIRED_COLUMNS = ("prompt", "completion")
 
@@ -33,7 +33,7 @@ def model_is_vision_language(model_args: ModelArgs) -> bool:
     """Read only the model's config (no weights) to know whether it takes images."""
     from transformers import AutoConfig
 
-    from moon_rl.modeling import is_vision_language, resolve_source
+    from moon_rl.models.loading import is_vision_language, resolve_source
 
     source = resolve_source(model_args.model, model_args.base_model)
     try:
@@ -72,8 +72,8 @@ def validate_sft_dataset(dataset, source: str, needs_groups: bool, model_takes_i
 
 def build_trainer(config: MoonSFTConfig, model_args: ModelArgs, dataset, callbacks: list | None = None, eval_dataset=None):
     """Load the policy (base or moon-rl output) and wrap it in a `MoonSFTTrainer`."""
-    from moon_rl.modeling import load_for_training
-    from moon_rl.sft.trainer import MoonSFTTrainer
+    from moon_rl.models.loading import load_for_training
+    from moon_rl.trainers.sft.trainer import MoonSFTTrainer
 
     model, processor, peft_config, extras_dir = load_for_training(model_args)
     return MoonSFTTrainer(
@@ -93,10 +93,10 @@ def build_trainer(config: MoonSFTConfig, model_args: ModelArgs, dataset, callbac
 
 def run_sft(config: MoonSFTConfig, model_args: ModelArgs, data: str | Path, resume: str | bool | None = None) -> dict[str, Any]:
     """Validate, train, save. Returns a summary (output folder, steps, first/last logged metrics)."""
-    from moon_rl.checkpoints import resolve_resume
-    from moon_rl.interrupt import GracefulInterrupt
-    from moon_rl.trainer_common import train_and_save
-    from moon_rl.modeling import check_4bit_available
+    from moon_rl.trainers.checkpoints import resolve_resume
+    from moon_rl.trainers.interrupt import GracefulInterrupt
+    from moon_rl.trainers.common import train_and_save
+    from moon_rl.models.loading import check_4bit_available
 
     if model_args.load_in_4bit:
         check_4bit_available()
@@ -105,7 +105,7 @@ def run_sft(config: MoonSFTConfig, model_args: ModelArgs, data: str | Path, resu
     dataset = load_sft_data(data, with_images=takes_images)
     validate_sft_dataset(dataset, str(data), needs_groups=config.contrastive_weight > 0, model_takes_images=takes_images)
     if config.contrastive_weight > 0:
-        from moon_rl.sampling import batch_clusters
+        from moon_rl.trainers.sampling import batch_clusters
 
         batch_clusters(dataset, config.hard_negatives_by)  # a wrong column fails before the model loads
 

@@ -3,8 +3,8 @@
     loss = nll + contrastive_weight * InfoNCE(head(pool(hidden states of the completion)), positives = same group_id)
 
 The next-token loss is TRL's, computed exactly as `SFTTrainer` computes it (fused LM head); the hidden states
-come from a forward hook on the backbone during that same forward (`moon_rl.capture.HiddenStateCapture`),
-so there is no second pass. The embedding head (`moon_rl.extras.MoonExtras`) is a submodule of the policy,
+come from a forward hook on the backbone during that same forward (`moon_rl.head.capture.HiddenStateCapture`),
+so there is no second pass. The embedding head (`moon_rl.head.extras.MoonExtras`) is a submodule of the policy,
 trained by the same optimizer, and saved as `moon_extras.*` beside the adapter in every checkpoint.
 
 With `contrastive_weight=0` and both MOON3.0 modules off, no add-on is attached at all
@@ -21,12 +21,12 @@ Overridden methods (everything else is TRL's):
 - `_set_signature_columns_if_needed`: with the term on, keeps the `id` and `group_id` columns (and the
   `hard_negatives_by` column), which HF `Trainer` would drop with `remove_unused_columns=True` (not
   arguments of `model.forward`).
-- `_get_train_sampler`: group-aware order (`moon_rl.sampling`) so that positives share a batch.
+- `_get_train_sampler`: group-aware order (`moon_rl.trainers.sampling`) so that positives share a batch.
 - `compute_loss`: logs `nll` (TRL's loss, the one extra metric with the term off); with the term on, pops the
   id tensors, runs the parent inside the hidden-state capture, then adds the weighted contrastive term *after*
   the parent has returned (it has one exit; nothing can skip the term), and logs `contrastive_loss` and
   `retrieval_accuracy` through TRL's `_metrics`.
-Save/load of the head with checkpoints comes from `moon_rl.trainer_common.MoonTrainerMixin`.
+Save/load of the head with checkpoints comes from `moon_rl.trainers.common.MoonTrainerMixin`.
 """
 
 from __future__ import annotations
@@ -39,14 +39,14 @@ import torch
 from trl import SFTTrainer
 
 from data_prep.formats import embedding_text
-from moon_rl.capture import HiddenStateCapture
-from moon_rl.embedding import backbone_hidden, check_input_pooling, input_masks, tokenize_texts
+from moon_rl.head.capture import HiddenStateCapture
+from moon_rl.head.embedding import backbone_hidden, check_input_pooling, input_masks, tokenize_texts
 from moon_rl.errors import MoonError
-from moon_rl.extras import image_token_id_of, modality_masks
-from moon_rl.ids import hash_labels
-from moon_rl.sampling import GroupedSampler, batch_clusters
-from moon_rl.sft.config import MoonSFTConfig
-from moon_rl.trainer_common import (
+from moon_rl.head.extras import image_token_id_of, modality_masks
+from moon_rl.head.ids import hash_labels
+from moon_rl.trainers.sampling import GroupedSampler, batch_clusters
+from moon_rl.trainers.sft.config import MoonSFTConfig
+from moon_rl.trainers.common import (
     MoonTrainerMixin,
     attach_for_training,
     check_positives_possible,
@@ -171,7 +171,7 @@ class MoonSFTTrainer(MoonTrainerMixin, SFTTrainer):
         embed = {"input_ids": inputs.pop(EMBED_IDS_KEY, None), "attention_mask": inputs.pop(EMBED_MASK_KEY, None)}
 
         # Training forwards run with grad; evaluation runs under no_grad, so capture those too there.
-        # Pooling "input" embeds the rows' plain text in a short forward of its own instead (see moon_rl.embedding).
+        # Pooling "input" embeds the rows' plain text in a short forward of its own instead (see moon_rl.head.embedding).
         capturing = self.args.pooling != "input"
         with HiddenStateCapture(model, capture_no_grad=not torch.is_grad_enabled()) if capturing else contextlib.nullcontext() as capture:
             result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
