@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from data_prep.catalog_source import count_lines, read_jsonl_rows
+from data_prep.errors import DataPrepError
 from data_prep.sources import Loaded, Row, where
-from moon_rl.errors import MoonError
 
 if TYPE_CHECKING:
     from data_prep.sources import ConvertContext
@@ -60,7 +60,7 @@ def _files(path: Path) -> list[Path]:
     files = [path / f"{split}.jsonl" for split in SPLIT_FILES if (path / f"{split}.jsonl").is_file()]
     if not files:
         found = sorted(p.name for p in path.glob("*.jsonl")) or "none"
-        raise MoonError(f"{path}: expected {[f'{s}.jsonl' for s in SPLIT_FILES]} in the folder, found {found}")
+        raise DataPrepError(f"{path}: expected {[f'{s}.jsonl' for s in SPLIT_FILES]} in the folder, found {found}")
     return files
 
 

@@ -29,9 +29,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from data_prep.errors import DataPrepError
 from data_prep.schema import KNOWN_FIELDS
 from data_prep.sources import Loaded, Row, where
-from moon_rl.errors import MoonError
 
 if TYPE_CHECKING:
     from data_prep.sources import ConvertContext
@@ -89,33 +89,33 @@ def _open_text(path: Path):
 
 
 def csv_header(path: Path, delimiter: str = ",") -> list[str]:
-    """The header row of a CSV/TSV file; an empty file or a non-UTF-8 header is a `MoonError`."""
+    """The header row of a CSV/TSV file; an empty file or a non-UTF-8 header is a `DataPrepError`."""
     with _open_text(path) as fh:
         try:
             header = next(csv.reader(fh, delimiter=delimiter))
         except StopIteration:
-            raise MoonError(f"{path}: empty dataset (the file is empty; expected a header row)") from None
+            raise DataPrepError(f"{path}: empty dataset (the file is empty; expected a header row)") from None
         except csv.Error as err:
-            raise MoonError(f"{path}:1: malformed header ({err})") from None
+            raise DataPrepError(f"{path}:1: malformed header ({err})") from None
     if any(_SURROGATE.search(h) for h in header):
-        raise MoonError(f"{path}:1: header is {_NOT_UTF8}")
+        raise DataPrepError(f"{path}:1: header is {_NOT_UTF8}")
     header = [h.strip() for h in header]
     dupes = sorted({h for h in header if header.count(h) > 1})
     if dupes:
-        raise MoonError(f"{path}:1: duplicate column name(s) {dupes}")
+        raise DataPrepError(f"{path}:1: duplicate column name(s) {dupes}")
     return header
 
 
 def require_columns(path: Path, header: list[str], columns: list[str], hint: str = "") -> None:
     missing = [c for c in dict.fromkeys(columns) if c not in header]
     if missing:
-        raise MoonError(f"{path}: missing column(s) {missing}; the header has {header}{hint}")
+        raise DataPrepError(f"{path}: missing column(s) {missing}; the header has {header}{hint}")
 
 
 def read_csv_rows(
     path: Path, ctx: ConvertContext, *, delimiter: str = ",", required: tuple[str, ...] = ()
 ) -> Iterator[tuple[int, dict[str, str]]]:
-    """Yield (line where the row starts, {column: cell}); checks `required` columns first (a `MoonError`)."""
+    """Yield (line where the row starts, {column: cell}); checks `required` columns first (a `DataPrepError`)."""
     header = csv_header(path, delimiter)
     require_columns(path, header, list(required))
     with _open_text(path) as fh:
@@ -128,7 +128,7 @@ def read_csv_rows(
             except StopIteration:
                 return
             except csv.Error as err:
-                raise MoonError(f"{path}:{reader.line_num}: malformed {delimiter!r}-separated row ({err})") from None
+                raise DataPrepError(f"{path}:{reader.line_num}: malformed {delimiter!r}-separated row ({err})") from None
             start, prev = prev + 1, reader.line_num  # a quoted cell may span lines: report where the row starts
             if not any(cell.strip() for cell in row):
                 continue
@@ -148,7 +148,7 @@ def read_parquet_rows(path: Path) -> tuple[list[str], int, Iterator[tuple[int, d
     try:
         pfile = pq.ParquetFile(path)
     except Exception as err:  # pyarrow raises several types for a bad file
-        raise MoonError(f"{path}: not a readable Parquet file ({err})") from None
+        raise DataPrepError(f"{path}: not a readable Parquet file ({err})") from None
 
     def rows() -> Iterator[tuple[int, dict[str, Any]]]:
         number = 0
@@ -217,12 +217,12 @@ def _coerce(field: str, value: Any) -> Any:
 def find_table(path: Path) -> Path:
     if path.is_file():
         if path.suffix.lower() not in TABLE_SUFFIXES:
-            raise MoonError(f"{path}: unsupported table type; use one of {sorted(TABLE_SUFFIXES)}")
+            raise DataPrepError(f"{path}: unsupported table type; use one of {sorted(TABLE_SUFFIXES)}")
         return path
     tables = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in TABLE_SUFFIXES)
     if len(tables) != 1:
         found = [p.name for p in tables] or "none"
-        raise MoonError(
+        raise DataPrepError(
             f"{path}: expected exactly one table ({', '.join(sorted(TABLE_SUFFIXES))}) in the folder, found {found}; "
             "pass the table file as --input"
         )

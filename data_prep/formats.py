@@ -27,9 +27,9 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
+from data_prep.errors import DataPrepError
 from data_prep.schema import Product
 from data_prep.taxonomy import VISUAL_ATTRIBUTES, surface_forms
-from moon_rl.errors import MoonError
 
 INSTRUCTION = (
     "Identify the attributes of this product. Go through them one by one inside <think></think>, saying for each "
@@ -87,10 +87,10 @@ def image_paths(product: Product, catalog_dir: str | Path) -> list[Path]:
         if path.exists():
             try:
                 path = resolve_image_path(rel, catalog_dir)
-            except MoonError as err:
-                raise MoonError(f"{Path(catalog_dir) / 'products.jsonl'}: record id={product.id!r}: field 'images': {err}") from None
+            except DataPrepError as err:
+                raise DataPrepError(f"{Path(catalog_dir) / 'products.jsonl'}: record id={product.id!r}: field 'images': {err}") from None
         if not path.is_file():
-            raise MoonError(
+            raise DataPrepError(
                 f"{Path(catalog_dir) / 'products.jsonl'}: record id={product.id!r}: field 'images': file {path} "
                 "does not exist; fix the path, remove it from the record, or prepare with --no-images"
             )
@@ -219,7 +219,7 @@ def _teacher_trace(product: Product, answer: str) -> str:
     text = product.reasoning.strip()
     if "<answer>" in text:
         if parse_trace(text) is None:
-            raise MoonError(
+            raise DataPrepError(
                 f"record id={product.id!r}: field 'reasoning': a full trace must be '<think>...</think>"
                 "<answer>{JSON object}</answer>' with nothing after; fix it or give only the reasoning text "
                 "(the answer is then built from the attributes)"

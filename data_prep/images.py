@@ -31,7 +31,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from moon_rl.errors import MoonError
+from data_prep.errors import DataPrepError
 
 IMAGES_DIR = "images"
 # Downloads land here first (a rerun reuses them); only the verified copy in images/ is referenced.
@@ -63,38 +63,38 @@ def resolve_image_path(
 ) -> Path:
     """Turn an image reference from a catalog into a local file path inside `catalog_dir` (or `download_dir`).
 
-    Relative references are relative to `catalog_dir`. Raises `MoonError` (message starts with the reference)
+    Relative references are relative to `catalog_dir`. Raises `DataPrepError` (message starts with the reference)
     for URLs when `allow_remote` is false, for paths escaping `catalog_dir`, and for missing files.
     """
     if not isinstance(ref, str) or not ref.strip():
-        raise MoonError(f"{ref!r}: empty image reference")
+        raise DataPrepError(f"{ref!r}: empty image reference")
     if is_url(ref):
         scheme = urllib.parse.urlparse(ref).scheme.lower()
         if not allow_remote:
-            raise MoonError(
+            raise DataPrepError(
                 f"{ref!r}: image URLs are not fetched by default; download the images next to the catalog "
                 "and refer to them by relative path, or pass --allow-remote-images"
             )
         if scheme not in _REMOTE_SCHEMES:
-            raise MoonError(f"{ref!r}: only http(s) image URLs can be fetched, not {scheme}://")
+            raise DataPrepError(f"{ref!r}: only http(s) image URLs can be fetched, not {scheme}://")
         if download_dir is None:
-            raise MoonError(f"{ref!r}: remote images need a download folder")
+            raise DataPrepError(f"{ref!r}: remote images need a download folder")
         return fetch_remote_image(ref, Path(download_dir), max_bytes=max_bytes)
     root = Path(catalog_dir).resolve()
     try:
         # resolve() follows symlinks and collapses "..", so the check below sees where the file really is.
         path = (root / ref).resolve()
     except (OSError, ValueError) as err:
-        raise MoonError(f"{ref!r}: not a usable path ({err})") from None
+        raise DataPrepError(f"{ref!r}: not a usable path ({err})") from None
     if not path.is_relative_to(root):
-        raise MoonError(
+        raise DataPrepError(
             f"{ref!r}: image path escapes the catalog folder {root} (resolves to {path}); "
             "image paths must point inside the catalog folder"
         )
     if path.is_dir():
-        raise MoonError(f"{ref!r}: is a folder ({path}), not an image file")
+        raise DataPrepError(f"{ref!r}: is a folder ({path}), not an image file")
     if not path.is_file():
-        raise MoonError(f"{ref!r}: image file not found: {path} does not exist")
+        raise DataPrepError(f"{ref!r}: image file not found: {path} does not exist")
     return path
 
 
@@ -108,9 +108,9 @@ def fetch_remote_image(url: str, dest_dir: Path, *, max_bytes: int = DEFAULT_MAX
         with urllib.request.urlopen(url, timeout=REMOTE_TIMEOUT_S) as resp:  # noqa: S310 (scheme checked)
             data = resp.read(max_bytes + 1)
     except (OSError, ValueError) as err:
-        raise MoonError(f"{url!r}: could not download image ({err})") from None
+        raise DataPrepError(f"{url!r}: could not download image ({err})") from None
     if len(data) > max_bytes:
-        raise MoonError(f"{url!r}: image is larger than the limit of {max_bytes} bytes")
+        raise DataPrepError(f"{url!r}: image is larger than the limit of {max_bytes} bytes")
     tmp = dest.with_suffix(".part")
     tmp.write_bytes(data)
     tmp.replace(dest)
@@ -127,7 +127,7 @@ def _decode_checked(data: bytes, label: str, max_pixels: int) -> tuple[Image.Ima
                 fmt = probe.format or "?"
                 width, height = probe.size
                 if width * height > max_pixels:
-                    raise MoonError(
+                    raise DataPrepError(
                         f"{label}: image declares {width}x{height} = {width * height} pixels, over the limit of "
                         f"{max_pixels} (a decompression bomb or an oversized file); resize it"
                     )
@@ -136,18 +136,18 @@ def _decode_checked(data: bytes, label: str, max_pixels: int) -> tuple[Image.Ima
             with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as img:
                 img.load()
                 rgb = img.convert("RGB")
-    except MoonError:
+    except DataPrepError:
         raise
     except Image.DecompressionBombError as err:  # Pillow's own limit (2 x MAX_IMAGE_PIXELS) hit inside open()
-        raise MoonError(
+        raise DataPrepError(
             f"{label}: image declares too many pixels, a decompression bomb or an oversized file ({err})"
         ) from None
     except UnidentifiedImageError:
-        raise MoonError(
+        raise DataPrepError(
             f"{label}: not a readable image (corrupt, or not one of {', '.join(ALLOWED_FORMATS)})"
         ) from None
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as err:
-        raise MoonError(f"{label}: corrupt or truncated image ({err})") from None
+        raise DataPrepError(f"{label}: corrupt or truncated image ({err})") from None
     return rgb, fmt
 
 
@@ -155,19 +155,19 @@ def _read_limited(path: Path, label: str, max_bytes: int) -> bytes:
     try:
         size = path.stat().st_size
         if size > max_bytes:
-            raise MoonError(f"{label}: image file is {size} bytes, over the limit of {max_bytes}")
+            raise DataPrepError(f"{label}: image file is {size} bytes, over the limit of {max_bytes}")
         return path.read_bytes()
     except OSError as err:
-        raise MoonError(f"{label}: cannot read image ({err.strerror or err})") from None
+        raise DataPrepError(f"{label}: cannot read image ({err.strerror or err})") from None
 
 
 def check_image_bytes(
     data: bytes, label: str, max_pixels: int = DEFAULT_MAX_PIXELS, *, max_bytes: int = DEFAULT_MAX_BYTES
 ) -> None:
     """Image bytes already in memory (a prepared dataset's `images` column): under `max_bytes`, a format in
-    `ALLOWED_FORMATS`, under `max_pixels`, fully decodable. Raises `MoonError` starting with `label`."""
+    `ALLOWED_FORMATS`, under `max_pixels`, fully decodable. Raises `DataPrepError` starting with `label`."""
     if len(data) > max_bytes:
-        raise MoonError(f"{label}: image is {len(data)} bytes, over the limit of {max_bytes}")
+        raise DataPrepError(f"{label}: image is {len(data)} bytes, over the limit of {max_bytes}")
     image, _ = _decode_checked(data, label, max_pixels)
     image.close()
 
@@ -177,7 +177,7 @@ def open_image_checked(
 ) -> Image.Image:
     """Open an image file, check size limits, verify and fully decode it; returns an RGB `PIL.Image`.
 
-    Raises `MoonError` naming the file for corrupt, truncated, oversized or unsupported images.
+    Raises `DataPrepError` naming the file for corrupt, truncated, oversized or unsupported images.
     """
     path = Path(path)
     image, _ = _decode_checked(_read_limited(path, str(path), max_bytes), str(path), max_pixels)
@@ -187,7 +187,7 @@ def open_image_checked(
 class ImageStore:
     """Copies verified images into `<out>/images/` and hands back their catalog-relative paths.
 
-    `add(ref, catalog_dir)` returns e.g. "images/3fa2...c1.jpg" or raises `MoonError` starting with the reference.
+    `add(ref, catalog_dir)` returns e.g. "images/3fa2...c1.jpg" or raises `DataPrepError` starting with the reference.
     Results (and failures) are cached per resolved file, so an image shared by many records is checked once.
     """
 
@@ -205,17 +205,17 @@ class ImageStore:
         self.max_pixels = max_pixels
         self.max_bytes = max_bytes
         self.stored: set[str] = set()  # relative paths written in this run
-        self._cache: dict[tuple[str, str], str | MoonError] = {}
+        self._cache: dict[tuple[str, str], str | DataPrepError] = {}
 
     def add(self, ref: str, catalog_dir: str | Path) -> str:
         key = (str(catalog_dir), ref)
         if key not in self._cache:
             try:
                 self._cache[key] = self._store(ref, Path(catalog_dir))
-            except MoonError as err:
+            except DataPrepError as err:
                 self._cache[key] = err
         result = self._cache[key]
-        if isinstance(result, MoonError):
+        if isinstance(result, DataPrepError):
             raise result
         return result
 
@@ -272,7 +272,7 @@ def check_record_images(
 
     The one door for image paths read from a catalog: each reference is resolved with symlinks followed and
     must stay inside the catalog folder (`resolve_image_path`); each file is read under `max_bytes` and
-    decoded under `max_pixels` (`_decode_checked`). The first failure raises `MoonError` as
+    decoded under `max_pixels` (`_decode_checked`). The first failure raises `DataPrepError` as
     `CATALOG/products.jsonl:LINE (id='...'): field 'images': REF: what is wrong; how to fix`.
     Returns {resolved path: verified bytes} when `keep_bytes` (so the caller stores exactly what was checked),
     else an empty dict. A file shared by many records is checked once.
@@ -290,10 +290,10 @@ def check_record_images(
                 data = _read_limited(path, repr(ref), max_bytes)
                 image, _ = _decode_checked(data, repr(ref), max_pixels)
                 image.close()
-            except MoonError as err:
+            except DataPrepError as err:
                 line = _record_lines(products_file).get(product.id)
                 where = f"{products_file}:{line}" if line else str(products_file)
-                raise MoonError(
+                raise DataPrepError(
                     f"{where} (id={product.id!r}): field 'images': {err}; fix or remove the image, "
                     "or prepare with --no-images"
                 ) from None

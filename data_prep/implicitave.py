@@ -46,8 +46,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from data_prep.catalog_source import count_lines, read_csv_rows
+from data_prep.errors import DataPrepError
 from data_prep.sources import Loaded, Row, where
-from moon_rl.errors import MoonError
 
 if TYPE_CHECKING:
     from data_prep.sources import ConvertContext
@@ -88,7 +88,7 @@ def describe_file(path: Path) -> TsvFile:
         return TsvFile(path, path.parent.name, "train")
     if stem in SPLITS:
         return TsvFile(path, path.parent.name, SPLITS[stem])
-    raise MoonError(
+    raise DataPrepError(
         f"{path}: not an ImplicitAVE file name; expected <Domain>{EVAL_SUFFIX}.tsv or "
         f"<Domain>/{{train,val,test,{UNION_FILE}}}.tsv"
     )
@@ -105,7 +105,7 @@ def find_files(path: Path) -> list[TsvFile]:
         if not (p.stem == UNION_FILE and ((p.parent, "train") in names or (p.parent, "val") in names))
     ]
     if not files:
-        raise MoonError(
+        raise DataPrepError(
             f"{path}: no ImplicitAVE .tsv files under the folder; expected evaluation_data/texts/<Domain>"
             f"{EVAL_SUFFIX}.tsv and/or training_data/texts/<Domain>/train.tsv"
         )
@@ -159,11 +159,11 @@ def read_options(path: Path) -> dict[str, list[str]]:
     try:
         options = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise MoonError(f"{path}: not a readable JSON file ({err})") from None
+        raise DataPrepError(f"{path}: not a readable JSON file ({err})") from None
     if not isinstance(options, dict) or not all(
         isinstance(v, list) and v and all(isinstance(x, str) for x in v) for v in options.values()
     ):
-        raise MoonError(f"{path}: expected a JSON object of attribute name -> non-empty list of allowed values")
+        raise DataPrepError(f"{path}: expected a JSON object of attribute name -> non-empty list of allowed values")
     return options
 
 

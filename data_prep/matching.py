@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from data_prep.catalog_source import csv_header, read_csv_rows, require_columns
+from data_prep.errors import DataPrepError
 from data_prep.sources import Loaded, Row, where
-from moon_rl.errors import MoonError
 
 if TYPE_CHECKING:
     from data_prep.sources import ConvertContext
@@ -81,14 +81,14 @@ def load(ctx: ConvertContext) -> Loaded:
     ctx.check_mapping(["title", "description", "category", "group_id"])
     folder = ctx.input
     if not folder.is_dir():
-        raise MoonError(f"{folder}: --source matching expects a folder with {sorted(TABLES.values())} and pair files")
+        raise DataPrepError(f"{folder}: --source matching expects a folder with {sorted(TABLES.values())} and pair files")
     paths = {side: folder / name for side, name in TABLES.items()}
     pair_paths = {split: folder / f"{split}.csv" for split in PAIR_SPLITS if (folder / f"{split}.csv").is_file()}
     for path in paths.values():
         if not path.is_file():
-            raise MoonError(f"{path}: missing table; --source matching expects tableA.csv and tableB.csv")
+            raise DataPrepError(f"{path}: missing table; --source matching expects tableA.csv and tableB.csv")
     if not pair_paths:
-        raise MoonError(f"{folder}: no labelled pairs; expected one of {[f'{s}.csv' for s in PAIR_SPLITS]}")
+        raise DataPrepError(f"{folder}: no labelled pairs; expected one of {[f'{s}.csv' for s in PAIR_SPLITS]}")
 
     # Tables first (pairs must name existing rows), kept as (line, row) so errors point into the table files.
     tables: dict[str, dict[str, tuple[int, dict[str, str]]]] = {}

@@ -32,8 +32,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from data_prep.errors import DataPrepError
 from data_prep.formats import user_message
-from moon_rl.errors import MoonError
 
 LABELS = ("A", "B")
 PAIRWISE_INSTRUCTION = (
@@ -58,32 +58,32 @@ class Pair:
 
 def _candidate(value: Any, key: str, loc: str) -> dict[str, str]:
     if not isinstance(value, dict) or len(value) != 1 or next(iter(value)) not in ("image", "text"):
-        raise MoonError(f"{loc}: field '{key}': expected {{\"image\": \"rel/path.jpg\"}} or {{\"text\": \"...\"}}, got {value!r:.80}")
+        raise DataPrepError(f"{loc}: field '{key}': expected {{\"image\": \"rel/path.jpg\"}} or {{\"text\": \"...\"}}, got {value!r:.80}")
     kind, content = next(iter(value.items()))
     if not isinstance(content, str) or not content.strip():
-        raise MoonError(f"{loc}: field '{key}.{kind}': expected a non-empty string, got {content!r:.60}")
+        raise DataPrepError(f"{loc}: field '{key}.{kind}': expected a non-empty string, got {content!r:.60}")
     return {kind: content.strip()}
 
 
 def parse_pair(raw: Any, path: Path, line: int) -> Pair:
     loc = f"{path}:{line}"
     if not isinstance(raw, dict):
-        raise MoonError(f"{loc}: expected a JSON object, got {type(raw).__name__}")
+        raise DataPrepError(f"{loc}: expected a JSON object, got {type(raw).__name__}")
     pid = raw.get("id")
     if isinstance(pid, int) and not isinstance(pid, bool):
         pid = str(pid)
     if not isinstance(pid, str) or not pid.strip():
-        raise MoonError(f"{loc}: field 'id': expected a non-empty string, got {pid!r:.60}")
+        raise DataPrepError(f"{loc}: field 'id': expected a non-empty string, got {pid!r:.60}")
     loc = f"{loc} (id={pid!r})"
     unknown = sorted(set(raw) - {"id", "a", "b", "better", "context", "rationale"})
     if unknown:
-        raise MoonError(f"{loc}: unknown field(s) {unknown}; a pair has id, a, b, better, context, rationale")
+        raise DataPrepError(f"{loc}: unknown field(s) {unknown}; a pair has id, a, b, better, context, rationale")
     better = raw.get("better")
     if not isinstance(better, str) or better.strip().upper() not in LABELS:
-        raise MoonError(f"{loc}: field 'better': expected \"a\" or \"b\", got {better!r:.60}")
+        raise DataPrepError(f"{loc}: field 'better': expected \"a\" or \"b\", got {better!r:.60}")
     for key in ("context", "rationale"):
         if raw.get(key) is not None and not isinstance(raw[key], str):
-            raise MoonError(f"{loc}: field '{key}': expected a string, got {raw[key]!r:.60}")
+            raise DataPrepError(f"{loc}: field '{key}': expected a string, got {raw[key]!r:.60}")
     return Pair(
         id=pid.strip(),
         a=_candidate(raw.get("a"), "a", loc),
@@ -101,9 +101,9 @@ def image_file(pair: Pair, rel: str, pairs_file: Path) -> Path:
     path = (root / rel).resolve()
     loc = f"{pairs_file}:{pair.line} (id={pair.id!r})"
     if not path.is_relative_to(root):
-        raise MoonError(f"{loc}: image {rel!r} leaves the pairs file's folder {root}; keep images under it")
+        raise DataPrepError(f"{loc}: image {rel!r} leaves the pairs file's folder {root}; keep images under it")
     if not path.is_file():
-        raise MoonError(f"{loc}: image {rel!r} not found (looked for {path})")
+        raise DataPrepError(f"{loc}: image {rel!r} not found (looked for {path})")
     return path
 
 
@@ -114,7 +114,7 @@ def read_pairs(pairs_file: str | Path, on_error: str = "stop") -> tuple[list[Pai
 
     pairs_file = Path(pairs_file)
     if not pairs_file.is_file():
-        raise MoonError(f"--pairs {pairs_file}: no such file (a JSONL file of pairs; see data_prep/pairwise.py)")
+        raise DataPrepError(f"--pairs {pairs_file}: no such file (a JSONL file of pairs; see data_prep/pairwise.py)")
     pairs, skipped, seen = [], [], {}
     with open(pairs_file, encoding="utf-8") as fh:
         for line, text in enumerate(fh, start=1):
@@ -124,27 +124,27 @@ def read_pairs(pairs_file: str | Path, on_error: str = "stop") -> tuple[list[Pai
                 try:
                     raw = json.loads(text)
                 except json.JSONDecodeError as err:
-                    raise MoonError(f"{pairs_file}:{line}: invalid JSON: {err.msg} (column {err.colno})") from None
+                    raise DataPrepError(f"{pairs_file}:{line}: invalid JSON: {err.msg} (column {err.colno})") from None
                 pair = parse_pair(raw, pairs_file, line)
                 if pair.id in seen:
-                    raise MoonError(f"{pairs_file}:{line} (id={pair.id!r}): duplicate id, first at line {seen[pair.id]}")
+                    raise DataPrepError(f"{pairs_file}:{line} (id={pair.id!r}): duplicate id, first at line {seen[pair.id]}")
                 for _, cand in pair.candidates():
                     if "image" in cand:
                         path = image_file(pair, cand["image"], pairs_file)
                         try:
                             open_image_checked(path).close()
-                        except MoonError as err:  # corrupt, truncated, not an image, a decompression bomb
+                        except DataPrepError as err:  # corrupt, truncated, not an image, a decompression bomb
                             why = str(err).removeprefix(f"{path}: ")
-                            raise MoonError(f"{pairs_file}:{line} (id={pair.id!r}): image {path} does not open ({why})") from None
-            except MoonError as err:
+                            raise DataPrepError(f"{pairs_file}:{line} (id={pair.id!r}): image {path} does not open ({why})") from None
+            except DataPrepError as err:
                 if on_error == "stop":
-                    raise MoonError(f"{err} (fix the line, or pass --on-error skip)") from None
+                    raise DataPrepError(f"{err} (fix the line, or pass --on-error skip)") from None
                 skipped.append(str(err))
                 continue
             seen[pair.id] = line
             pairs.append(pair)
     if not pairs:
-        raise MoonError(f"{pairs_file}: no pairs" + (f"; all {len(skipped)} lines were bad, first: {skipped[0]}" if skipped else ""))
+        raise DataPrepError(f"{pairs_file}: no pairs" + (f"; all {len(skipped)} lines were bad, first: {skipped[0]}" if skipped else ""))
     return pairs, skipped
 
 

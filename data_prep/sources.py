@@ -16,7 +16,7 @@ A loader's `load(ctx) -> Loaded` only reads its format and yields `Row`s (a cand
 `data_prep.schema.validate_record`, rejects duplicate ids, opens and copies every image (`data_prep.images`),
 applies the error policy and writes the catalog atomically with `write_catalog`.
 
-Error policy (`on_error`): "stop" (default) raises a `MoonError` at the first bad row, naming file, line,
+Error policy (`on_error`): "stop" (default) raises a `DataPrepError` at the first bad row, naming file, line,
 record id and field; "skip" drops bad rows and reports how many and the first few reasons. Problems with a whole
 file (missing column, empty dataset, unreadable file, unknown source) always stop.
 """
@@ -32,9 +32,9 @@ from typing import Any
 
 from tqdm import tqdm
 
+from data_prep.errors import DataPrepError
 from data_prep.images import DEFAULT_MAX_PIXELS, ImageStore
 from data_prep.schema import SPLITS_DIR, RecordError, validate_record, write_catalog
-from moon_rl.errors import MoonError
 
 ON_ERROR_CHOICES = ("stop", "skip")
 MAX_REASONS = 10  # skip reasons kept in the report; the count covers all
@@ -97,7 +97,7 @@ class ConvertContext:
     def bad(self, message: str) -> None:
         """Stop with `message`, or (with on_error="skip") count it; the caller then drops the row."""
         if self.on_error == "stop":
-            raise MoonError(f"{message} (fix the row, or pass --on-error skip to skip bad rows)")
+            raise DataPrepError(f"{message} (fix the row, or pass --on-error skip to skip bad rows)")
         self.skipped += 1
         if len(self.skip_reasons) < MAX_REASONS:
             self.skip_reasons.append(message)
@@ -110,7 +110,7 @@ class ConvertContext:
             k for k in self.mapping if k not in allowed and not (prefix_ok and k.startswith("attributes."))
         )
         if unknown:
-            raise MoonError(
+            raise DataPrepError(
                 f"--map {unknown}: not a mappable field for --source {self.source}; "
                 + (f"mappable fields are {allowed}" if allowed else "this source takes no --map")
             )
@@ -122,7 +122,7 @@ def parse_mapping(items: Iterable[str]) -> dict[str, str]:
     for item in items:
         field, sep, column = item.partition("=")
         if not sep or not field.strip() or not column.strip():
-            raise MoonError(f"--map {item!r}: expected FIELD=COLUMN, e.g. --map title=product_name")
+            raise DataPrepError(f"--map {item!r}: expected FIELD=COLUMN, e.g. --map title=product_name")
         mapping[field.strip()] = column.strip()
     return mapping
 
@@ -130,16 +130,16 @@ def parse_mapping(items: Iterable[str]) -> dict[str, str]:
 def _check_args(source: str, input: Path, out: Path, on_error: str) -> SourceSpec:
     if source not in SOURCES:
         listed = ", ".join(f"{name} ({spec.help})" for name, spec in SOURCES.items())
-        raise MoonError(f"unknown source {source!r}; available sources: {listed}")
+        raise DataPrepError(f"unknown source {source!r}; available sources: {listed}")
     if on_error not in ON_ERROR_CHOICES:
-        raise MoonError(f"--on-error {on_error!r}: choose one of {list(ON_ERROR_CHOICES)}")
+        raise DataPrepError(f"--on-error {on_error!r}: choose one of {list(ON_ERROR_CHOICES)}")
     if not input.exists():
-        raise MoonError(f"{input}: input not found")
+        raise DataPrepError(f"{input}: input not found")
     input_dir = input.resolve() if input.is_dir() else input.resolve().parent
     if out.resolve() == input_dir:
-        raise MoonError(f"--out {out}: is the input folder; write the converted catalog to a new folder")
+        raise DataPrepError(f"--out {out}: is the input folder; write the converted catalog to a new folder")
     if out.exists() and not out.is_dir():
-        raise MoonError(f"--out {out}: exists and is not a folder")
+        raise DataPrepError(f"--out {out}: exists and is not a folder")
     return SOURCES[source]
 
 
@@ -179,7 +179,7 @@ def convert_source(
             continue
         try:
             product.images = [store.add(ref, row.image_dir or input) for ref in product.images]
-        except MoonError as err:
+        except DataPrepError as err:
             ctx.bad(f"{loc}: field 'images': {err}")
             continue
         first_seen[product.id] = f"{row.file}:{row.line}"
@@ -190,8 +190,8 @@ def convert_source(
     files = ", ".join(str(f) for f in loaded.files) or str(input)
     if not products:
         if ctx.skipped:
-            raise MoonError(f"{files}: no records left: all {ctx.skipped} rows were bad; first: {ctx.skip_reasons[0]}")
-        raise MoonError(f"{files}: empty dataset, no product rows found")
+            raise DataPrepError(f"{files}: no records left: all {ctx.skipped} rows were bad; first: {ctx.skip_reasons[0]}")
+        raise DataPrepError(f"{files}: empty dataset, no product rows found")
 
     meta = {
         "name": input.stem if input.is_file() else input.resolve().name,

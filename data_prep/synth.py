@@ -28,10 +28,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from data_prep.errors import DataPrepError
 from data_prep.schema import META_FILE, PRODUCTS_FILE, SPLITS_DIR, Product, write_catalog
 from data_prep.synth_render import View, render
 from data_prep.taxonomy import BRANDS, CATEGORIES, FLUFF, VISUAL_ATTRIBUTES, Category, surface_forms
-from moon_rl.errors import MoonError
 
 IMAGES_DIR = "images"
 
@@ -155,11 +155,11 @@ def _meta_source(out: Path) -> object:
 def _prepare_out(out: Path, force: bool) -> None:
     if out.exists() and any(out.iterdir()):
         if not force:
-            raise MoonError(
+            raise DataPrepError(
                 f"{out}: folder is not empty; choose a new --out folder or pass --force to replace the catalog in it"
             )
         if _meta_source(out) != SYNTH_SOURCE:  # --force replaces only what `data synth` wrote, never a user's images/
-            raise MoonError(
+            raise DataPrepError(
                 f"{out}: --force replaces only a catalog `moon-rl data synth` wrote (its {META_FILE} says so), and this "
                 "folder is not one; choose a new --out folder"
             )
@@ -177,9 +177,9 @@ def synth_catalog(
 
     cfg = cfg or SynthConfig()
     if cfg.products < 2:
-        raise MoonError(f"--products {cfg.products}: need at least 2 products (one per split)")
+        raise DataPrepError(f"--products {cfg.products}: need at least 2 products (one per split)")
     if not 8 <= cfg.image_size <= 1024:
-        raise MoonError(f"--image-size {cfg.image_size}: choose a size between 8 and 1024 pixels")
+        raise DataPrepError(f"--image-size {cfg.image_size}: choose a size between 8 and 1024 pixels")
     out = Path(out)
     _prepare_out(out, force)
     rng = random.Random(cfg.seed)

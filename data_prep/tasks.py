@@ -40,10 +40,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from data_prep.errors import DataPrepError
 from data_prep.formats import QUERY_INSTRUCTION, build_trace, find_mention, prompt_text, user_message
 from data_prep.images import check_record_images, resolve_image_path
 from data_prep.schema import META_FILE, PRODUCTS_FILE, Product, RecordError, load_catalog
-from moon_rl.errors import MoonError
 
 TASKS = ("sft", "grpo")
 ON_ERROR_CHOICES = ("stop", "skip")
@@ -107,7 +107,7 @@ def _check(task: str, products: list[Product], catalog_dir: Path, use_images: bo
     n_bare = sum(not p.attributes for p in products) if task == "sft" else 0
     for product in products:
         if task == "sft" and not product.attributes and not empty_targets:
-            raise MoonError(
+            raise DataPrepError(
                 f"{source}: record id={product.id!r}: field 'attributes' is empty ({n_bare} of {len(products)} "
                 "records in this split have none); SFT targets are built from the attributes, so add them, drop "
                 "those records, pass --on-error skip, or --empty-targets to train them on a trace that says the title "
@@ -124,7 +124,7 @@ def usable_products(
     """(the products the task can use, [(id, reason)] of those it cannot). "stop" raises at the first one
     (`_check`'s message); "skip" runs the same checks record by record and drops the ones that fail."""
     if on_error not in ON_ERROR_CHOICES:
-        raise MoonError(f"--on-error {on_error!r}: choose one of {list(ON_ERROR_CHOICES)}")
+        raise DataPrepError(f"--on-error {on_error!r}: choose one of {list(ON_ERROR_CHOICES)}")
     if on_error == "stop":
         verified = _check(task, products, catalog_dir, use_images, empty_targets)
         return products, []
@@ -135,12 +135,12 @@ def usable_products(
             continue
         try:
             _check(task, [product], catalog_dir, use_images, empty_targets)
-        except MoonError as err:
+        except DataPrepError as err:
             skipped.append((product.id, str(err)))
         else:
             kept.append(product)
     if not kept:
-        raise MoonError(f"{catalog_dir / PRODUCTS_FILE}: no record left for --task {task}: all {len(products)} were "
+        raise DataPrepError(f"{catalog_dir / PRODUCTS_FILE}: no record left for --task {task}: all {len(products)} were "
                         f"skipped; first: {skipped[0][1]}")
     return kept, skipped
 
@@ -178,12 +178,12 @@ def prepare_task(
     from tqdm.auto import tqdm
 
     if task not in TASKS:
-        raise MoonError(f"--task {task!r}: unknown task; choose one of {list(TASKS)}")
+        raise DataPrepError(f"--task {task!r}: unknown task; choose one of {list(TASKS)}")
     catalog_dir = Path(catalog_dir)
     try:
         products = load_catalog(catalog_dir, split=split)
     except (RecordError, FileNotFoundError) as err:
-        raise MoonError(str(err)) from None
+        raise DataPrepError(str(err)) from None
     use_images = with_images and any(p.images for p in products)
     products, skipped = usable_products(task, products, catalog_dir, use_images, on_error, empty_targets)
     if report is not None:

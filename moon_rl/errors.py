@@ -1,8 +1,13 @@
-"""One exception type for mistakes the user can fix (bad input, missing file, missing extra).
+"""The exceptions for mistakes the user can fix (bad input, missing file, missing extra).
 
-The CLI prints these as a one-line `error: ...` and exits with status 2 instead of a traceback;
-library callers can catch them like any ValueError.
+`MoonError` is moon_rl's own; the lower packages raise theirs (`data_prep.errors.DataPrepError`,
+`reward_fns.errors.RewardError`), since they do not import moon_rl. `USER_ERRORS` holds all three: the CLI
+prints any of them as a one-line `error: ...` and exits with status 2 instead of a traceback; library callers
+can catch them like any ValueError.
 """
+
+from data_prep.errors import DataPrepError
+from reward_fns.errors import RewardError
 
 
 class MoonError(ValueError):
@@ -17,3 +22,7 @@ class MissingExtraError(MoonError, ImportError):
         if detail:
             msg += f" ({detail})"
         super().__init__(msg)
+
+
+# What the CLI turns into one line (moon_rl.cli.common.run_guarded); every one is a ValueError.
+USER_ERRORS: tuple[type[ValueError], ...] = (MoonError, DataPrepError, RewardError)

@@ -29,6 +29,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from data_prep.saved import load_saved_dataset  # noqa: F401 - re-exported: the `--data DIR` door lives in data_prep
 from moon_rl.errors import MoonError
 
 # Files that hold a pickle: never unpickled by moon-rl (HF's own resume files excepted, see check_torch_file).
@@ -335,28 +336,3 @@ def save_failure(err: BaseException, path: str | Path, run_dir: str | Path | Non
         if latest is not None:
             last = f"the last complete checkpoint is {latest} (resume with --resume latest)"
     return MoonError(f"saving {path} failed: {kind} at {where}; {last}; free space or fix the permissions, then resume")
-
-
-# ---- saved datasets -----------------------------------------------------------------------------------
-
-
-def load_saved_dataset(path: str | Path, flag: str = "--data"):
-    """`datasets.load_from_disk(path)` with a truncated or corrupt arrow file, or a broken state.json /
-    dataset_info.json, as one line naming the folder. A folder that is no saved dataset raises
-    FileNotFoundError as datasets does (callers word that case themselves)."""
-    import datasets
-    import pyarrow as pa
-
-    # A `map` over a dataset loaded from disk writes its cache-*.arrow files beside the dataset's own, into the
-    # user's --data folder (TRL's tokenisation does). Without caching they go to a temporary folder instead.
-    datasets.disable_caching()
-    try:
-        return datasets.load_from_disk(str(path))
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError, TypeError, KeyError, pa.ArrowException) as err:
-        detail = " ".join(str(err).split())[:200] or type(err).__name__
-        raise MoonError(
-            f"{flag} {path}: the saved dataset is unreadable, its files are truncated or corrupt ({detail}); "
-            "prepare it again with `moon-rl data prepare --task ...`"
-        ) from None

@@ -11,11 +11,12 @@ Use a built-in by name, or your own in a few lines:
     def mentions_brand(completions, title, **kwargs):
         return [float(t.split()[0].lower() in c[0]["content"].lower()) for c, t in zip(completions, title)]
 
-    moon-rl train grpo ... --reward attribute_f1 --reward format=0.5 --reward my_rewards.py:mentions_brand=0.2
+    moon-rl grpo ... --reward attribute_f1 --reward format=0.5 --reward my_rewards.py:mentions_brand=0.2
 
 `moon-rl rewards list` shows every reward; `moon-rl rewards check SPEC --data DIR` tests one against the
 contract. Resolution rules are in `reward_fns.registry`; the training-time contract checks in
-`reward_fns.guard`.
+`reward_fns.guard`. A reward that finds its configuration wrong (a missing keyword, a bad parameter) raises
+`reward_fns.errors.RewardError`: training stops on that one line, even under `--reward-errors skip`.
 """
 
 from reward_fns.attributes import AttributeChoice, AttributeF1, attribute_hits, attribute_matches, f1_from_counts

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from moon_rl.errors import MoonError
+from reward_fns.errors import RewardError
 from reward_fns.parsing import (
     completion_text,
     is_na,
@@ -113,12 +113,12 @@ def _load_synonyms(synonyms: Mapping[str, str] | str | Path | None) -> Mapping[s
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
-        raise MoonError(f"attribute reward: cannot read synonyms file {path}: {err.strerror}") from None
+        raise RewardError(f"attribute reward: cannot read synonyms file {path}: {err.strerror}") from None
     import yaml  # JSON is YAML, so one loader reads both
 
     table = yaml.safe_load(text)
     if not isinstance(table, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in table.items()):
-        raise MoonError(f"{path}: a synonyms file must map variant strings to canonical strings, e.g. 'grey: gray'")
+        raise RewardError(f"{path}: a synonyms file must map variant strings to canonical strings, e.g. 'grey: gray'")
     return table
 
 

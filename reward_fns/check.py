@@ -23,8 +23,8 @@ import types
 from pathlib import Path
 from typing import Any
 
-from moon_rl.errors import MoonError
 from reward_fns.attributes import dumps_answer
+from reward_fns.errors import RewardError
 from reward_fns.guard import Violation, find_violations, sample_args
 from reward_fns.parsing import load_json_field
 from reward_fns.registry import resolve_reward
@@ -95,7 +95,7 @@ def load_completions_file(path: str | Path, n_rows: int) -> list[tuple[int, str,
     """
     path = Path(path)
     if not path.is_file():
-        raise MoonError(f"--completions: {path} does not exist")
+        raise RewardError(f"--completions: {path} does not exist")
     text = path.read_text(encoding="utf-8", errors="surrogateescape")
     out: list[tuple[int, str, Any]] = []
     if path.suffix != ".jsonl":
@@ -106,17 +106,17 @@ def load_completions_file(path: str | Path, n_rows: int) -> list[tuple[int, str,
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as err:
-            raise MoonError(
+            raise RewardError(
                 f"{path}:{lineno}: invalid JSON ({err.msg}); expected {{\"row\": i, \"completion\": ...}}"
             ) from None
         if not isinstance(obj, dict) or "completion" not in obj:
-            raise MoonError(f"{path}:{lineno}: expected an object with 'completion' (and 'row'), got {line[:60]!r}")
+            raise RewardError(f"{path}:{lineno}: expected an object with 'completion' (and 'row'), got {line[:60]!r}")
         row = obj.get("row", 0)
         if not isinstance(row, int) or not 0 <= row < n_rows:
-            raise MoonError(f"{path}:{lineno}: 'row' must be an integer in [0, {n_rows}) (rows checked), got {row!r}")
+            raise RewardError(f"{path}:{lineno}: 'row' must be an integer in [0, {n_rows}) (rows checked), got {row!r}")
         out.append((row, str(obj.get("kind", "file")), obj["completion"]))
     if not out:
-        raise MoonError(f"{path}: no completions in the file")
+        raise RewardError(f"{path}: no completions in the file")
     return out
 
 
@@ -125,19 +125,19 @@ def _load_rows(data_dir: str | Path, max_rows: int) -> list[dict]:
 
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
-        raise MoonError(f"--data: {data_dir} is not a folder; prepare one with `moon-rl data prepare --task grpo`")
-    from moon_rl.file_checks import load_saved_dataset
+        raise RewardError(f"--data: {data_dir} is not a folder; prepare one with `moon-rl data prepare --task grpo`")
+    from data_prep.saved import load_saved_dataset
 
     try:
         ds = load_saved_dataset(data_dir)
     except FileNotFoundError as err:
-        raise MoonError(
+        raise RewardError(
             f"--data: {data_dir} is not a saved dataset ({err}); use `moon-rl data prepare --task grpo`"
         ) from None
     if isinstance(ds, datasets.DatasetDict):
         ds = ds["train"] if "train" in ds else ds[next(iter(ds))]
     if len(ds) == 0:
-        raise MoonError(f"--data: {data_dir} has no rows")
+        raise RewardError(f"--data: {data_dir} has no rows")
     return [ds[i] for i in range(min(max_rows, len(ds)))]
 
 

@@ -5,13 +5,13 @@ NaN and then averages with `nansum`, so a reward that returns NaN by mistake wou
 "does not apply"; and an exception would stop training with no hint of which sample broke it.
 
   on_error="raise" (default): an exception, a wrong-length or wrong-type result, or a non-finite value
-      raises `MoonError` naming the reward, the sample index (and its `id` when the dataset has one)
+      raises `RewardError` naming the reward, the sample index (and its `id` when the dataset has one)
       and what was wrong. For an exception the failing sample is found by re-running the reward on
       one sample at a time (only on this error path).
   on_error="skip" (`--reward-errors skip`): the offending values become `None` (all of them if the
       reward raised or returned the wrong length/type); `n_skipped` counts them over the run and
       `skipped_last` in the latest call, and each call with skips logs a warning.
-A `MoonError` raised by the reward itself (a configuration problem, e.g. `retrieval` without
+A `RewardError` raised by the reward itself (a configuration problem, e.g. `retrieval` without
 embeddings) always propagates, prefixed with the reward name: skipping it would skip every batch.
 """
 
@@ -25,7 +25,7 @@ import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from moon_rl.errors import MoonError
+from reward_fns.errors import RewardError
 
 __all__ = ["GuardedReward", "Violation", "find_violations", "sample_args"]
 
@@ -78,7 +78,7 @@ def _short(value: Any) -> str:
 def _n_completions(args: tuple, kwargs: dict) -> int:
     completions = kwargs["completions"] if "completions" in kwargs else (args[0] if args else None)
     if completions is None:
-        raise MoonError("a reward was called without `completions`")
+        raise RewardError("a reward was called without `completions`")
     return len(completions)
 
 
@@ -108,7 +108,7 @@ class GuardedReward:
 
     def __init__(self, fn: Callable, name: str | None = None, on_error: str = "raise"):
         if on_error not in ON_ERROR:
-            raise MoonError(f"reward errors mode {on_error!r} is not one of {list(ON_ERROR)}")
+            raise RewardError(f"reward errors mode {on_error!r} is not one of {list(ON_ERROR)}")
         self.fn = fn
         self.__name__ = name or getattr(fn, "__name__", type(fn).__name__)
         self.on_error = on_error
@@ -122,8 +122,8 @@ class GuardedReward:
         n = _n_completions(args, kwargs)
         try:
             values = self.fn(*args, **kwargs)
-        except MoonError as err:
-            raise MoonError(f"reward '{self.__name__}': {err}") from err
+        except RewardError as err:
+            raise RewardError(f"reward '{self.__name__}': {err}") from err
         except Exception as err:
             return self._on_exception(err, self._isolate(args, kwargs, n), kwargs, n)
         return self._checked(values, kwargs, n)
@@ -150,7 +150,7 @@ class GuardedReward:
     def _on_exception(self, err: Exception, index: int | None, kwargs: dict, n: int) -> list[float | None]:
         message = f"reward '{self.__name__}' raised {type(err).__name__}: {err} on {self._describe(index, kwargs)}"
         if self.on_error == "raise":
-            raise MoonError(
+            raise RewardError(
                 f"{message}; fix the reward, or pass --reward-errors skip to score such batches None"
             ) from err
         self._count(n, message)
@@ -167,7 +167,7 @@ class GuardedReward:
         more = f" (and {len(violations) - 5} more)" if len(violations) > 5 else ""
         message = f"reward '{self.__name__}' broke the reward contract on {shown}{more}"
         if self.on_error == "raise":
-            raise MoonError(f"{message}; a reward returns one finite float or None per completion")
+            raise RewardError(f"{message}; a reward returns one finite float or None per completion")
         if any(v.index is None for v in violations):
             self._count(n, message)
             return [None] * n
@@ -188,8 +188,8 @@ class AsyncGuardedReward(GuardedReward):
         n = _n_completions(args, kwargs)
         try:
             values = await self.fn(*args, **kwargs)
-        except MoonError as err:
-            raise MoonError(f"reward '{self.__name__}': {err}") from err
+        except RewardError as err:
+            raise RewardError(f"reward '{self.__name__}': {err}") from err
         except Exception as err:
             index = None
             for i in range(n):  # find the failing sample, as the sync wrapper does

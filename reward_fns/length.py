@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from moon_rl.errors import MoonError
+from reward_fns.errors import RewardError
 
 __all__ = ["OverlongReward"]
 
@@ -26,11 +26,11 @@ class OverlongReward:
 
     def __init__(self, max_len: int = 512, soft_cache: int = 128):
         if not isinstance(max_len, int) or not isinstance(soft_cache, int) or max_len <= 0:
-            raise MoonError(
+            raise RewardError(
                 f"overlong reward: max_len and soft_cache must be integers, got {max_len!r}, {soft_cache!r}"
             )
         if not 0 <= soft_cache <= max_len:
-            raise MoonError(
+            raise RewardError(
                 f"overlong reward: need 0 <= soft_cache <= max_len, got soft_cache={soft_cache}, max_len={max_len}"
             )
         from trl.rewards.other_rewards import get_soft_overlong_punishment
@@ -40,6 +40,6 @@ class OverlongReward:
 
     def __call__(self, completions: list, completion_ids: list | None = None, **kwargs: Any) -> list[float]:
         if completion_ids is None:
-            raise MoonError("overlong reward: no `completion_ids` keyword (TRL's GRPOTrainer passes it); "
+            raise RewardError("overlong reward: no `completion_ids` keyword (TRL's GRPOTrainer passes it); "
                             "it counts tokens, not characters")
         return [float(r) for r in self._trl_reward(completion_ids)]

@@ -33,9 +33,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from moon_rl.errors import MoonError
 from reward_fns.attributes import AttributeChoice, AttributeF1
 from reward_fns.category import CategoryReward
+from reward_fns.errors import RewardError
 from reward_fns.format import FormatReward
 from reward_fns.grounding import GroundedReasoningReward
 from reward_fns.length import OverlongReward
@@ -93,11 +93,11 @@ def _parse_args(text: str, spec: str) -> dict[str, Any]:
     for part in _split_args(text):
         key, sep, raw = part.partition("=")
         if not sep or not key.strip().isidentifier():
-            raise MoonError(f"reward spec {spec!r}: argument {part!r} is not of the form name=value")
+            raise RewardError(f"reward spec {spec!r}: argument {part!r} is not of the form name=value")
         try:
             args[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError as err:
-            raise MoonError(f"reward spec {spec!r}: cannot read the value of {key.strip()!r}: {err}") from None
+            raise RewardError(f"reward spec {spec!r}: cannot read the value of {key.strip()!r}: {err}") from None
     return args
 
 
@@ -105,9 +105,9 @@ def _parse_weight(raw: Any, where: str) -> float:
     try:
         weight = float(raw)
     except (TypeError, ValueError):
-        raise MoonError(f"{where}: weight {raw!r} is not a number (write NAME=WEIGHT, e.g. format=0.5)") from None
+        raise RewardError(f"{where}: weight {raw!r} is not a number (write NAME=WEIGHT, e.g. format=0.5)") from None
     if not math.isfinite(weight):
-        raise MoonError(f"{where}: weight must be finite, got {raw!r}")
+        raise RewardError(f"{where}: weight must be finite, got {raw!r}")
     return weight
 
 
@@ -121,7 +121,7 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any] | None, float]:
     """
     match = _SPEC.match(spec or "")
     if not match:
-        raise MoonError(
+        raise RewardError(
             f"reward spec {spec!r}: expected NAME[(arg=value, ...)][=WEIGHT], e.g. 'format=0.5' or "
             "'attribute_f1(normalize=true)=1.0'"
         )
@@ -155,9 +155,9 @@ def available_rewards() -> dict[str, str]:
     return out
 
 
-def _unknown(name: str) -> MoonError:
+def _unknown(name: str) -> RewardError:
     names = ", ".join(available_rewards())
-    return MoonError(
+    return RewardError(
         f"unknown reward {name!r}; available: {names}. A custom reward is 'package.module:function' or "
         "'path/to/file.py:function'"
     )
@@ -166,7 +166,7 @@ def _unknown(name: str) -> MoonError:
 def _load_file(path_text: str, attr: str, spec: str) -> Any:
     path = Path(path_text).expanduser()
     if not path.is_file():
-        raise MoonError(f"reward spec {spec!r}: file {path} does not exist")
+        raise RewardError(f"reward spec {spec!r}: file {path} does not exist")
     # A unique, stable module name per file, so two files called rewards.py do not collide.
     digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
     stem = re.sub(r"\W", "_", path.stem)
@@ -175,14 +175,14 @@ def _load_file(path_text: str, attr: str, spec: str) -> Any:
     if module is None:
         file_spec = importlib.util.spec_from_file_location(module_name, path)
         if file_spec is None or file_spec.loader is None:
-            raise MoonError(f"reward spec {spec!r}: {path} is not a Python file")
+            raise RewardError(f"reward spec {spec!r}: {path} is not a Python file")
         module = importlib.util.module_from_spec(file_spec)
         sys.modules[module_name] = module
         try:
             file_spec.loader.exec_module(module)
         except Exception as err:
             del sys.modules[module_name]
-            raise MoonError(f"reward spec {spec!r}: running {path} failed: {type(err).__name__}: {err}") from err
+            raise RewardError(f"reward spec {spec!r}: running {path} failed: {type(err).__name__}: {err}") from err
     return _get_attr(module, attr, str(path), spec)
 
 
@@ -190,7 +190,7 @@ def _load_module(module_name: str, attr: str, spec: str) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:
-        raise MoonError(
+        raise RewardError(
             f"reward spec {spec!r}: cannot import module {module_name!r} ({err}); is it installed or on PYTHONPATH? "
             "For a file, write 'path/to/file.py:function'"
         ) from err
@@ -200,7 +200,7 @@ def _load_module(module_name: str, attr: str, spec: str) -> Any:
 def _get_attr(module: Any, attr: str, where: str, spec: str) -> Any:
     if not hasattr(module, attr):
         callables = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))
-        raise MoonError(f"reward spec {spec!r}: {where} has no {attr!r}; callables there: {callables}")
+        raise RewardError(f"reward spec {spec!r}: {where} has no {attr!r}; callables there: {callables}")
     return getattr(module, attr)
 
 
@@ -213,11 +213,11 @@ def _instantiate(name: str, obj: Any, args: dict[str, Any] | None, spec: str) ->
                 params = list(inspect.signature(obj).parameters)
             except (TypeError, ValueError):
                 params = "?"
-            raise MoonError(
+            raise RewardError(
                 f"reward {name!r} ({spec!r}): bad arguments {args}: {err}; its parameters: {params}"
             ) from None
     if not callable(obj):
-        raise MoonError(f"reward {name!r} ({spec!r}) is a {type(obj).__name__}, not a callable reward function")
+        raise RewardError(f"reward {name!r} ({spec!r}) is a {type(obj).__name__}, not a callable reward function")
     return obj
 
 
@@ -228,7 +228,7 @@ def _lookup(name: str, spec: str) -> Any:
     if ":" in name:
         target, _, attr = name.rpartition(":")
         if not target or not attr.isidentifier():
-            raise MoonError(f"reward spec {spec!r}: expected 'module:function' or 'file.py:function'")
+            raise RewardError(f"reward spec {spec!r}: expected 'module:function' or 'file.py:function'")
         if target.endswith(".py") or "/" in target or "\\" in target:
             return _load_file(target, attr, spec)
         return _load_module(target, attr, spec)
@@ -237,7 +237,7 @@ def _lookup(name: str, spec: str) -> Any:
         try:
             return eps[name].load()
         except Exception as err:
-            raise MoonError(
+            raise RewardError(
                 f"reward {name!r}: entry point '{eps[name].value}' in group {ENTRY_POINT_GROUP!r} fails to load: "
                 f"{type(err).__name__}: {err}"
             ) from err
@@ -262,15 +262,15 @@ def _resolve_block(block: Mapping[str, Any], index: int) -> tuple[Callable, floa
     where = f"rewards[{index}]"
     unknown = sorted(set(block) - set(_BLOCK_KEYS))
     if unknown:
-        raise MoonError(f"{where}: unknown key(s) {unknown}; a reward block has {list(_BLOCK_KEYS)}")
+        raise RewardError(f"{where}: unknown key(s) {unknown}; a reward block has {list(_BLOCK_KEYS)}")
     name = block.get("name")
     if not isinstance(name, str) or not name.strip():
-        raise MoonError(f"{where}: 'name' must be a reward name, e.g. {{name: attribute_f1, weight: 1.0}}")
+        raise RewardError(f"{where}: 'name' must be a reward name, e.g. {{name: attribute_f1, weight: 1.0}}")
     args = block.get("args")
     if args is not None and not isinstance(args, Mapping):
-        raise MoonError(f"{where}: 'args' must be a mapping of parameter -> value, got {args!r}")
+        raise RewardError(f"{where}: 'args' must be a mapping of parameter -> value, got {args!r}")
     if "(" in name:
-        raise MoonError(f"{where}: put arguments under 'args', not in the name {name!r}")
+        raise RewardError(f"{where}: put arguments under 'args', not in the name {name!r}")
     weight = _parse_weight(block.get("weight", 1.0), where)
     obj = _lookup(name.strip(), f"{where} {name}")
     if name.strip() in BUILTINS and args is None:
@@ -284,7 +284,7 @@ def resolve_rewards(specs: list[str] | list[Mapping[str, Any]]) -> tuple[list[Ca
     Two rewards with the same `__name__` would log into the same metric, so that fails.
     """
     if not specs:
-        raise MoonError(f"no rewards given; pass at least one, e.g. --reward format --reward attribute_f1 "
+        raise RewardError(f"no rewards given; pass at least one, e.g. --reward format --reward attribute_f1 "
                         f"(available: {', '.join(available_rewards())})")
     funcs, weights, seen = [], [], {}
     for index, spec in enumerate(specs):
@@ -293,10 +293,10 @@ def resolve_rewards(specs: list[str] | list[Mapping[str, Any]]) -> tuple[list[Ca
         elif isinstance(spec, Mapping):
             fn, weight = _resolve_block(spec, index)
         else:
-            raise MoonError(f"rewards[{index}]: expected a spec string or a {{name, weight, args}} block, got {spec!r}")
+            raise RewardError(f"rewards[{index}]: expected a spec string or a {{name, weight, args}} block, got {spec!r}")
         metric = getattr(fn, "__name__", type(fn).__name__)
         if metric in seen:
-            raise MoonError(
+            raise RewardError(
                 f"rewards {seen[metric]!r} and {spec!r} both log as {metric!r}; use one of them (with a combined "
                 "weight) or give the custom function another name"
             )

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from moon_rl.errors import MoonError
+from reward_fns.errors import RewardError
 
 __all__ = ["RetrievalReward", "retrieval_scores"]
 
@@ -45,13 +45,13 @@ def retrieval_scores(
     emb = torch.as_tensor(embeddings).detach().float().cpu()
     n = len(group_ids)
     if emb.dim() != 2 or emb.shape[0] != n or len(row_ids) != n:
-        raise MoonError(
+        raise RewardError(
             f"retrieval reward: embeddings of shape {tuple(emb.shape)} do not match {n} completions "
             f"({len(row_ids)} ids); expected (N, D) with one row per completion"
         )
     if not torch.isfinite(emb).all():
         bad = (~torch.isfinite(emb)).any(dim=1).nonzero().flatten().tolist()
-        raise MoonError(f"retrieval reward: non-finite embedding for completion(s) {bad[:10]} (diverged training?)")
+        raise RewardError(f"retrieval reward: non-finite embedding for completion(s) {bad[:10]} (diverged training?)")
     emb = F.normalize(emb, dim=-1)
     sims = emb @ emb.T  # (N, N) cosine similarities
     groups, rows = list(group_ids), list(row_ids)
@@ -84,7 +84,7 @@ class RetrievalReward:
 
     def __init__(self, mode: str = "rr"):
         if mode not in MODES:
-            raise MoonError(f"retrieval reward: unknown mode {mode!r}; choose one of {list(MODES)}")
+            raise RewardError(f"retrieval reward: unknown mode {mode!r}; choose one of {list(MODES)}")
         self.mode = mode
 
     def __call__(
@@ -98,12 +98,12 @@ class RetrievalReward:
     ) -> list[float | None]:
         n = len(completions)
         if embeddings is None:
-            raise MoonError(
+            raise RewardError(
                 "retrieval reward: no `embeddings` keyword; it is passed by moon-rl's GRPO trainer with the "
                 "contrastive branch enabled (plain TRL GRPOTrainer does not compute embeddings)"
             )
         if group_id is None:
-            raise MoonError(
+            raise RewardError(
                 "retrieval reward: no `group_id` column in the dataset; "
                 "prepare it with `moon-rl data prepare --task grpo`"
             )

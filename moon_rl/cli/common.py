@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import typer
 
-from moon_rl.errors import MoonError
+from moon_rl.errors import USER_ERRORS
 
 F = TypeVar("F", bound=Callable[..., Any])
 MACHINE_ERRORS = {
@@ -42,11 +42,12 @@ def fail(message: str, code: int = 2) -> None:
 
 
 def run_guarded(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run `fn`; a `MoonError` (or a missing file) becomes `error: ...` on stderr and exit status 2."""
+    """Run `fn`; a user error (`USER_ERRORS`: MoonError, DataPrepError, RewardError) or a missing file becomes
+    `error: ...` on stderr and exit status 2."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         return fn(*args, **kwargs)
-    except MoonError as err:
+    except USER_ERRORS as err:
         fail(str(err))
     except FileNotFoundError as err:
         fail(str(err))

@@ -30,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-from moon_rl.errors import MoonError
+from moon_rl.errors import USER_ERRORS, MoonError
 
 MARKER = "moon_rl_complete.json"
 _CKPT = re.compile(r"^checkpoint-(\d+)$")
@@ -227,7 +227,7 @@ class save_errors:  # noqa: N801 - used as `with save_errors(...)`, like context
         return None
 
     def __exit__(self, kind, err, tb) -> bool:
-        if err is None or not isinstance(err, Exception) or isinstance(err, MoonError):
+        if err is None or not isinstance(err, Exception) or isinstance(err, USER_ERRORS):
             return False
         from moon_rl.file_checks import save_failure
 

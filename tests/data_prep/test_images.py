@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from data_prep.errors import DataPrepError
 from data_prep.images import ImageStore, is_url, open_image_checked, resolve_image_path
-from moon_rl.errors import MoonError
 
 
 def png_bytes(size=(8, 6), mode="RGB", colour=(200, 10, 10)) -> bytes:
@@ -47,7 +47,7 @@ def test_resolve_refuses_paths_escaping_the_catalog(tmp_path, ref):
     catalog = tmp_path / "catalog"
     (catalog / "img").mkdir(parents=True)
     (tmp_path / "outside.png").write_bytes(png_bytes())
-    with pytest.raises(MoonError, match="escapes the catalog folder") as err:
+    with pytest.raises(DataPrepError, match="escapes the catalog folder") as err:
         resolve_image_path(ref, catalog)
     assert repr(ref) in str(err.value)
 
@@ -57,22 +57,22 @@ def test_resolve_refuses_symlink_pointing_outside(tmp_path):
     catalog.mkdir()
     (tmp_path / "secret.png").write_bytes(png_bytes())
     (catalog / "link.png").symlink_to(tmp_path / "secret.png")
-    with pytest.raises(MoonError, match="escapes the catalog folder"):
+    with pytest.raises(DataPrepError, match="escapes the catalog folder"):
         resolve_image_path("link.png", catalog)
 
 
 def test_resolve_missing_file_names_where_it_looked(tmp_path):
-    with pytest.raises(MoonError, match="not found") as err:
+    with pytest.raises(DataPrepError, match="not found") as err:
         resolve_image_path("nope.jpg", tmp_path)
     assert str(tmp_path.resolve() / "nope.jpg") in str(err.value)
 
 
 def test_urls_are_refused_unless_allowed(tmp_path):
     assert is_url("https://cdn.example.com/a.jpg") and not is_url("C:\\imgs\\a.jpg") and not is_url("a.jpg")
-    with pytest.raises(MoonError, match="--allow-remote-images"):
+    with pytest.raises(DataPrepError, match="--allow-remote-images"):
         resolve_image_path("https://cdn.example.com/a.jpg", tmp_path)
     # even when remote images are allowed, only http(s) is fetched (no file://, ftp://)
-    with pytest.raises(MoonError, match="only http"):
+    with pytest.raises(DataPrepError, match="only http"):
         resolve_image_path("file:///etc/passwd", tmp_path, allow_remote=True, download_dir=tmp_path / "dl")
 
 
@@ -86,7 +86,7 @@ def test_open_image_checked_converts_to_rgb(tmp_path):
 def test_corrupt_image_is_a_clear_error(tmp_path):
     path = tmp_path / "bad.jpg"
     path.write_bytes(b"this is not an image at all" * 10)
-    with pytest.raises(MoonError, match="not a readable image") as err:
+    with pytest.raises(DataPrepError, match="not a readable image") as err:
         open_image_checked(path)
     assert str(path) in str(err.value)
 
@@ -95,7 +95,7 @@ def test_truncated_image_is_a_clear_error(tmp_path):
     data = jpeg_bytes()
     path = tmp_path / "cut.jpg"
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(MoonError, match="corrupt or truncated") as err:
+    with pytest.raises(DataPrepError, match="corrupt or truncated") as err:
         open_image_checked(path)
     assert str(path) in str(err.value)
 
@@ -104,24 +104,24 @@ def test_decompression_bomb_is_refused_before_decoding(tmp_path):
     path = tmp_path / "bomb.png"
     path.write_bytes(bomb_png())
     assert path.stat().st_size < 200
-    with pytest.raises(MoonError, match="decompression bomb") as err:
+    with pytest.raises(DataPrepError, match="decompression bomb") as err:
         open_image_checked(path)
     assert str(path) in str(err.value) and "10000000000" in str(err.value)
     # below Pillow's own hard limit, our check reports the declared size
     path.write_bytes(bomb_png(12_000, 12_000))
-    with pytest.raises(MoonError, match="12000x12000"):
+    with pytest.raises(DataPrepError, match="12000x12000"):
         open_image_checked(path)
     # a custom limit applies to ordinary images too
     small = tmp_path / "small.png"
     small.write_bytes(png_bytes(size=(20, 20)))
-    with pytest.raises(MoonError, match="over the limit of 100"):
+    with pytest.raises(DataPrepError, match="over the limit of 100"):
         open_image_checked(small, max_pixels=100)
 
 
 def test_file_size_limit(tmp_path):
     path = tmp_path / "a.png"
     path.write_bytes(png_bytes())
-    with pytest.raises(MoonError, match="over the limit of 10"):
+    with pytest.raises(DataPrepError, match="over the limit of 10"):
         open_image_checked(path, max_bytes=10)
 
 
@@ -146,7 +146,7 @@ def test_store_caches_failures(tmp_path):
     (tmp_path / "bad.png").write_bytes(b"\x89PNG garbage")
     store = ImageStore(tmp_path / "out")
     for _ in range(2):
-        with pytest.raises(MoonError, match="'bad.png'"):
+        with pytest.raises(DataPrepError, match="'bad.png'"):
             store.add("bad.png", tmp_path)
     assert not (tmp_path / "out" / "images").exists() or not any((tmp_path / "out" / "images").iterdir())
 
@@ -156,6 +156,6 @@ def test_store_refuses_url_without_fetching(tmp_path, monkeypatch):
         raise AssertionError("must not fetch")
 
     monkeypatch.setattr("urllib.request.urlopen", no_network)
-    with pytest.raises(MoonError, match="--allow-remote-images"):
+    with pytest.raises(DataPrepError, match="--allow-remote-images"):
         ImageStore(tmp_path / "out").add("http://example.com/x.jpg", tmp_path)
     assert not Path(tmp_path / "out" / ".remote-cache").exists()

@@ -9,12 +9,12 @@ from datasets import load_from_disk
 from implicitave_layout import EXPECTED, make_implicitave
 from PIL import Image
 
+from data_prep.errors import DataPrepError
 from data_prep.formats import parse_trace
 from data_prep.implicitave import split_texts
 from data_prep.schema import load_catalog, read_split_ids
 from data_prep.sources import convert_source, format_report
 from data_prep.tasks import prepare_task
-from moon_rl.errors import MoonError
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def test_value_outside_its_options_and_conflicting_rows_are_bad_rows(tmp_path):
     with open(path, "a", encoding="utf-8") as fh:
         fh.write("E8\tE8.jpg\tSnacks\t[Title] Mint bar\tFlavor\tMint\n")
         fh.write("E7\tE7.jpg\tSnacks\t[Title] Cocoa Crunch Bar\tFlavor\tVanilla\n")
-    with pytest.raises(MoonError, match=rf"{path}:3 \(id='E8'\): field 'attribute_values': value 'Mint' of 'Flavor'"):
+    with pytest.raises(DataPrepError, match=rf"{path}:3 \(id='E8'\): field 'attribute_values': value 'Mint' of 'Flavor'"):
         convert_source("implicitave", path, tmp_path / "out")
     report = convert_source("implicitave", path, tmp_path / "out", on_error="skip")
     assert report["records"] == 1 and report["skipped"] == 2
@@ -78,7 +78,7 @@ def test_value_outside_its_options_and_conflicting_rows_are_bad_rows(tmp_path):
 def test_not_a_published_file_name_is_named(tmp_path):
     bad = tmp_path / "products.tsv"
     bad.write_text("id\n")
-    with pytest.raises(MoonError, match="not an ImplicitAVE file name"):
+    with pytest.raises(DataPrepError, match="not an ImplicitAVE file name"):
         convert_source("implicitave", bad, tmp_path / "out")
 
 

@@ -7,9 +7,9 @@ import json
 import pytest
 from PIL import Image
 
+from data_prep.errors import DataPrepError
 from data_prep.pairwise import prepare_pairwise, read_pairs
 from data_prep.synth_pairs import PairsConfig, synth_pairs
-from moon_rl.errors import MoonError
 from reward_fns.pairwise import PairwiseChoiceReward
 
 
@@ -52,7 +52,7 @@ def test_pairs_become_rows_with_images_in_order_and_the_winner(tmp_path):
 def test_bad_pairs_are_named(tmp_path, row, match):
     (tmp_path / "d").mkdir()
     pairs = _write(tmp_path / "d" / "pairs.jsonl", [row, {"id": "ok", "a": {"text": "t"}, "b": {"text": "u"}, "better": "a"}])
-    with pytest.raises(MoonError, match=match):
+    with pytest.raises(DataPrepError, match=match):
         read_pairs(pairs)
     kept, skipped = read_pairs(pairs, on_error="skip")
     assert [p.id for p in kept] == ["ok"] and len(skipped) == 1
@@ -61,7 +61,7 @@ def test_bad_pairs_are_named(tmp_path, row, match):
 def test_a_file_that_is_not_an_image_is_named(tmp_path):
     (tmp_path / "bad.jpg").write_bytes(b"not an image")
     pairs = _write(tmp_path / "pairs.jsonl", [{"id": "x", "a": {"image": "bad.jpg"}, "b": {"text": "u"}, "better": "a"}])
-    with pytest.raises(MoonError, match=r"id='x'\): image .*bad.jpg does not open"):
+    with pytest.raises(DataPrepError, match=r"id='x'\): image .*bad.jpg does not open"):
         read_pairs(pairs)
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from data_prep.errors import DataPrepError
 from data_prep.schema import load_catalog, read_split_ids
 from data_prep.sources import SOURCES, convert_source, format_report, parse_mapping
-from moon_rl.errors import MoonError
 
 REAL = Path("/work/shared/data/real")
 
@@ -39,31 +39,31 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 
 def test_unknown_source_lists_the_available_ones(tmp_path):
-    with pytest.raises(MoonError, match="unknown source 'amazon'") as err:
+    with pytest.raises(DataPrepError, match="unknown source 'amazon'") as err:
         convert_source("amazon", tmp_path, tmp_path / "out")
     for name in SOURCES:
         assert name in str(err.value)
 
 
 def test_bad_on_error_and_mapping(tmp_path):
-    with pytest.raises(MoonError, match="--on-error 'ignore'"):
+    with pytest.raises(DataPrepError, match="--on-error 'ignore'"):
         convert_source("catalog", tmp_path, tmp_path / "out", on_error="ignore")
-    with pytest.raises(MoonError, match="FIELD=COLUMN"):
+    with pytest.raises(DataPrepError, match="FIELD=COLUMN"):
         parse_mapping(["title"])
     assert parse_mapping(["title=product_name", "attributes.colour = color"]) == {
         "title": "product_name",
         "attributes.colour": "color",
     }
     table = write_jsonl(tmp_path / "cat" / "p.jsonl", [{"id": "1", "title": "t", "category": "c"}])
-    with pytest.raises(MoonError, match=r"--map \['titel'\].*mappable fields are"):
+    with pytest.raises(DataPrepError, match=r"--map \['titel'\].*mappable fields are"):
         convert_source("catalog", table, tmp_path / "out", mapping={"titel": "name"})
-    with pytest.raises(MoonError, match="takes no --map"):
+    with pytest.raises(DataPrepError, match="takes no --map"):
         convert_source("ae110k", table, tmp_path / "out", mapping={"title": "x"})
 
 
 def test_out_must_not_be_the_input_folder(tmp_path):
     table = write_jsonl(tmp_path / "products.jsonl", [{"id": "1", "title": "t", "category": "c"}])
-    with pytest.raises(MoonError, match="is the input folder"):
+    with pytest.raises(DataPrepError, match="is the input folder"):
         convert_source("catalog", table, tmp_path)
 
 
@@ -143,7 +143,7 @@ def test_catalog_folder_needs_exactly_one_table(tmp_path):
     report = convert_source("catalog", tmp_path, tmp_path / "out")  # one table: found by itself
     assert report["records"] == 1
     write_csv(tmp_path / "b.csv", ["id", "title", "category"], [["2", "u", "c"]])
-    with pytest.raises(MoonError, match=r"exactly one table.*\['a.jsonl', 'b.csv'\]"):
+    with pytest.raises(DataPrepError, match=r"exactly one table.*\['a.jsonl', 'b.csv'\]"):
         convert_source("catalog", tmp_path, tmp_path / "out2")
 
 
@@ -159,7 +159,7 @@ def test_skip_mode_counts_and_reports_reasons(tmp_path):
     assert f"{table}:3 (id='3'): field 'images'" in report["skip_reasons"][1]
     assert "skipped 2 bad rows" in format_report(report)
     only_bad = write_jsonl(tmp_path / "bad" / "p.jsonl", [{"id": "2", "title": "", "category": "c"}])
-    with pytest.raises(MoonError, match="all 1 rows were bad"):
+    with pytest.raises(DataPrepError, match="all 1 rows were bad"):
         convert_source("catalog", only_bad, tmp_path / "out2", on_error="skip")
 
 
@@ -189,7 +189,7 @@ def test_ae110k_wrong_shape_names_line_and_field(tmp_path):
         {"input": "ok", "category": "c", "target_scores": {}},
         {"input": "bad", "category": "c", "target_scores": {"Brand": "ACME"}},
     ])
-    with pytest.raises(MoonError, match=rf"{path}:2 \(id='x-2'\): field 'target_scores': attribute 'Brand'"):
+    with pytest.raises(DataPrepError, match=rf"{path}:2 \(id='x-2'\): field 'target_scores': attribute 'Brand'"):
         convert_source("oamine", path, tmp_path / "out")
 
 
@@ -244,19 +244,19 @@ def test_matching_groups_splits_and_records(tmp_path):
 def test_matching_bad_pair_names_file_line_and_field(tmp_path):
     root = make_matching(tmp_path / "m")
     write_csv(root / "test.csv", ["ltable_id", "rtable_id", "label"], [["2", "2", "1"], ["3", "99", "0"]])
-    with pytest.raises(MoonError, match=rf"{root / 'test.csv'}:3: field 'rtable_id': no row with id '99' in tableB"):
+    with pytest.raises(DataPrepError, match=rf"{root / 'test.csv'}:3: field 'rtable_id': no row with id '99' in tableB"):
         convert_source("matching", root, tmp_path / "out")
     report = convert_source("matching", root, tmp_path / "out", on_error="skip")
     assert report["skipped"] == 1 and report["splits"]["query"] == 1
     (root / "tableB.csv").unlink()
-    with pytest.raises(MoonError, match="tableB.csv: missing table"):
+    with pytest.raises(DataPrepError, match="tableB.csv: missing table"):
         convert_source("matching", root, tmp_path / "out")
 
 
 def test_matching_title_column_missing_suggests_map(tmp_path):
     root = make_matching(tmp_path / "m")
     write_csv(root / "tableA.csv", ["id", "label_text"], [["0", "x"]])
-    with pytest.raises(MoonError, match=r"tableA.csv: missing column\(s\) \['title'\].*--map title=COLUMN"):
+    with pytest.raises(DataPrepError, match=r"tableA.csv: missing column\(s\) \['title'\].*--map title=COLUMN"):
         convert_source("matching", root, tmp_path / "out")
     for table in ("tableA.csv", "tableB.csv"):
         write_csv(root / table, ["id", "product"], [[str(i), f"item {i}"] for i in range(4)])

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from data_prep.errors import DataPrepError
 from data_prep.formats import find_mention
 from data_prep.schema import load_catalog, read_split_ids
 from data_prep.synth import SynthConfig, synth_catalog
 from data_prep.synth_render import View, render
 from data_prep.taxonomy import CATEGORY_BY_PATH, COLOURS, VISUAL_ATTRIBUTES
-from moon_rl.errors import MoonError
 
 N = 40
 
@@ -136,7 +136,7 @@ def test_image_shows_colour_pattern_and_shape():
 
 def test_refuses_to_overwrite_without_force(tmp_path):
     out = _make(tmp_path / "cat", products=6)
-    with pytest.raises(MoonError, match="--force"):
+    with pytest.raises(DataPrepError, match="--force"):
         _make(out, seed=1, products=6)
     synth_catalog(out, SynthConfig(products=4, seed=1), force=True, progress=False)
     assert len(load_catalog(out)) == 4

@@ -10,11 +10,11 @@ import pytest
 from datasets import load_from_disk
 from PIL import Image
 
+from data_prep.errors import DataPrepError
 from data_prep.formats import build_trace, find_mention, parse_trace
 from data_prep.schema import Product, load_catalog, read_split_ids, write_catalog
 from data_prep.synth import SynthConfig, synth_catalog
 from data_prep.tasks import prepare_task
-from moon_rl.errors import MoonError
 
 CONTRACT = ["prompt", "completion", "images", "id", "group_id", "title", "category", "attributes", "options"]
 
@@ -132,7 +132,7 @@ def test_teacher_reasoning_wins_over_the_template(tmp_path):
     assert prepare_task("sft", cat, None, progress=False)[0]["completion"][0]["content"] == full
 
     cat = _tiny_catalog(tmp_path / "bad", reasoning="<think>x</think><answer>not json</answer>")
-    with pytest.raises(MoonError, match=r"id='a1'.*'reasoning'"):
+    with pytest.raises(DataPrepError, match=r"id='a1'.*'reasoning'"):
         prepare_task("sft", cat, None, progress=False)
 
 
@@ -141,7 +141,7 @@ def test_missing_image_fails_naming_the_record_before_writing(catalog, tmp_path)
     shutil.copytree(catalog, broken)
     victim = load_catalog(broken, split="train")[5]
     (broken / victim.images[0]).unlink()
-    with pytest.raises(MoonError, match=rf"id='{victim.id}'.*{victim.images[0]}"):
+    with pytest.raises(DataPrepError, match=rf"id='{victim.id}'.*{victim.images[0]}"):
         prepare_task("sft", broken, tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()
     # A text-only dataset does not need the file.
@@ -150,7 +150,7 @@ def test_missing_image_fails_naming_the_record_before_writing(catalog, tmp_path)
 
 def test_record_without_attributes_fails_for_sft_only(tmp_path):
     cat = _tiny_catalog(tmp_path / "noattr", attributes={})
-    with pytest.raises(MoonError, match=r"id='a1'.*'attributes'"):
+    with pytest.raises(DataPrepError, match=r"id='a1'.*'attributes'"):
         prepare_task("sft", cat, tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()
     assert json.loads(prepare_task("grpo", cat, None, progress=False)[0]["attributes"]) == {}
@@ -164,7 +164,7 @@ def test_on_error_skip_drops_what_the_task_cannot_use_and_names_it(tmp_path):
                 images=["images/none.png"]),
     ]
     write_catalog(tmp_path / "cat", products, splits={"train": ["a1", "a2", "a3"]})
-    with pytest.raises(MoonError, match=r"id='a2'.*'attributes' is empty.*--on-error skip"):
+    with pytest.raises(DataPrepError, match=r"id='a2'.*'attributes' is empty.*--on-error skip"):
         prepare_task("sft", tmp_path / "cat", None, with_images=False, progress=False)
     report: dict = {}
     ds = prepare_task("sft", tmp_path / "cat", None, with_images=False, progress=False, on_error="skip", report=report)
@@ -180,9 +180,9 @@ def test_schema_errors_surface_as_moon_errors(tmp_path):
     cat = _tiny_catalog(tmp_path / "cat")
     lines = (cat / "products.jsonl").read_text().replace('"Halden Navy Shirt"', '""')
     (cat / "products.jsonl").write_text(lines)
-    with pytest.raises(MoonError, match=r"products.jsonl:1 \(id='a1'\): field 'title'"):
+    with pytest.raises(DataPrepError, match=r"products.jsonl:1 \(id='a1'\): field 'title'"):
         prepare_task("sft", cat, None, progress=False)
-    with pytest.raises(MoonError, match="unknown task"):
+    with pytest.raises(DataPrepError, match="unknown task"):
         prepare_task("dpo", cat, None, progress=False)
-    with pytest.raises(MoonError, match="no split 'dev'"):
+    with pytest.raises(DataPrepError, match="no split 'dev'"):
         prepare_task("grpo", _tiny_catalog(tmp_path / "ok"), None, split="dev", progress=False)

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from data_prep.errors import DataPrepError
 from data_prep.schema import load_catalog
 from data_prep.sources import convert_source
-from moon_rl.errors import MoonError
 
 GOOD = {"id": "ok", "title": "Navy linen shirt", "category": "Clothing > Shirts"}
 
@@ -57,7 +57,7 @@ def catalog_with(tmp_path: Path, bad: dict, image: tuple[str, bytes] | None = No
 
 def expect_bad_row(tmp_path: Path, table: Path, field: str, pattern: str) -> str:
     """Default policy stops with a one-line message at line 2; skip keeps the good row and counts one."""
-    with pytest.raises(MoonError, match=pattern) as err:
+    with pytest.raises(DataPrepError, match=pattern) as err:
         convert_source("catalog", table, tmp_path / "out")
     message = str(err.value)
     assert "\n" not in message
@@ -113,7 +113,7 @@ def test_wrong_type(tmp_path):
 
 def test_duplicate_id(tmp_path):
     table = catalog_with(tmp_path, {"id": "ok"})
-    with pytest.raises(MoonError, match="duplicate id") as err:
+    with pytest.raises(DataPrepError, match="duplicate id") as err:
         convert_source("catalog", table, tmp_path / "out")
     assert f"{table}:2 (id='ok'): field 'id': duplicate id, first seen at {table}:1" in str(err.value)
     report = convert_source("catalog", table, tmp_path / "out_skip", on_error="skip")
@@ -124,7 +124,7 @@ def test_non_utf8_jsonl_names_the_line(tmp_path):
     table = catalog_with(tmp_path, {})
     lines = table.read_bytes().splitlines(keepends=True)
     table.write_bytes(lines[0] + lines[1].replace(b"Navy", b"Na\xefve \xff"))
-    with pytest.raises(MoonError, match="not valid UTF-8") as err:
+    with pytest.raises(DataPrepError, match="not valid UTF-8") as err:
         convert_source("catalog", table, tmp_path / "out")
     assert f"{table}:2:" in str(err.value)
     assert convert_source("catalog", table, tmp_path / "out_skip", on_error="skip")["skipped"] == 1
@@ -134,7 +134,7 @@ def test_non_utf8_csv_names_the_line(tmp_path):
     table = tmp_path / "shop" / "p.csv"
     table.parent.mkdir()
     table.write_bytes(b"id,title,category\n1,Shirt,Clothing\n2,\"Caf\xe9 mug\nwith lid\",Home\n3,Mug,Home\n")
-    with pytest.raises(MoonError, match="not valid UTF-8") as err:
+    with pytest.raises(DataPrepError, match="not valid UTF-8") as err:
         convert_source("catalog", table, tmp_path / "out")
     assert f"{table}:3:" in str(err.value)  # the row starts on line 3 (the header is line 1)
     report = convert_source("catalog", table, tmp_path / "out_skip", on_error="skip")
@@ -144,10 +144,10 @@ def test_non_utf8_csv_names_the_line(tmp_path):
 def test_missing_column(tmp_path):
     table = tmp_path / "p.csv"
     table.write_text("id,name,category\n1,Shirt,Clothing\n", encoding="utf-8")
-    with pytest.raises(MoonError, match=r"missing column\(s\) \['title'\]") as err:
+    with pytest.raises(DataPrepError, match=r"missing column\(s\) \['title'\]") as err:
         convert_source("catalog", table, tmp_path / "out", on_error="skip")  # a file problem: skip cannot help
     assert str(table) in str(err.value) and "--map title=" in str(err.value)
-    with pytest.raises(MoonError, match=r"missing column\(s\) \['product_name'\]"):
+    with pytest.raises(DataPrepError, match=r"missing column\(s\) \['product_name'\]"):
         convert_source("catalog", table, tmp_path / "out", mapping={"title": "product_name"})
     assert convert_source("catalog", table, tmp_path / "out", mapping={"title": "name"})["records"] == 1
 
@@ -156,7 +156,7 @@ def test_wrong_cell_format_in_csv(tmp_path):
     table = tmp_path / "p.csv"
     table.write_text('id,title,category,attributes\n1,Shirt,Clothing,"{""colour"": ""navy""}"\n'
                      "2,Mug,Home,colour=white\n", encoding="utf-8")
-    with pytest.raises(MoonError, match=rf"{table}:3 \(id='2'\): field 'attributes': not a valid JSON object"):
+    with pytest.raises(DataPrepError, match=rf"{table}:3 \(id='2'\): field 'attributes': not a valid JSON object"):
         convert_source("catalog", table, tmp_path / "out")
 
 
@@ -164,7 +164,7 @@ def test_wrong_cell_format_in_csv(tmp_path):
 def test_empty_dataset(tmp_path, content):
     table = tmp_path / ("p.csv" if content.startswith(b"id") else "p.jsonl")
     table.write_bytes(content)
-    with pytest.raises(MoonError, match="empty dataset") as err:
+    with pytest.raises(DataPrepError, match="empty dataset") as err:
         convert_source("catalog", table, tmp_path / "out")
     assert str(table) in str(err.value)
     assert not (tmp_path / "out" / "products.jsonl").exists()
@@ -173,7 +173,7 @@ def test_empty_dataset(tmp_path, content):
 def test_empty_csv_file(tmp_path):
     table = tmp_path / "p.csv"
     table.write_bytes(b"")
-    with pytest.raises(MoonError, match=rf"{table}: empty dataset"):
+    with pytest.raises(DataPrepError, match=rf"{table}: empty dataset"):
         convert_source("catalog", table, tmp_path / "out")
 
 

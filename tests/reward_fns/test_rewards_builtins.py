@@ -7,9 +7,9 @@ import pickle
 import pytest
 from reward_test_samples import GOLD_JSON, GOOD, HOSTILE, trace
 
-from moon_rl.errors import MoonError
 from reward_fns.attributes import AttributeChoice, AttributeF1, attribute_hits, attribute_matches
 from reward_fns.category import CategoryReward, category_credit
+from reward_fns.errors import RewardError
 from reward_fns.format import FormatReward, format_score
 from reward_fns.guard import find_violations
 from reward_fns.length import OverlongReward
@@ -128,7 +128,7 @@ def test_attribute_f1_synonyms_from_file(tmp_path):
     text = trace('{"colour": "Indigo", "sleeve": "long", "length": "70cm"}')
     assert run(AttributeF1(), [text]) == [pytest.approx(2 / 3)]
     assert run(AttributeF1(synonyms=str(path)), [text]) == [1.0]
-    with pytest.raises(MoonError, match="syn.txt"):
+    with pytest.raises(RewardError, match="syn.txt"):
         AttributeF1(synonyms=str(tmp_path / "syn.txt"))
 
 
@@ -204,7 +204,7 @@ def test_overlong_reuses_trl():
     reward = OverlongReward(max_len=10, soft_cache=4)
     ids = [[0] * 5, [0] * 8, [0] * 10, [0] * 50]
     assert reward(["a"] * 4, completion_ids=ids) == [0.0, -0.5, -1.0, -1.0]
-    with pytest.raises(MoonError, match="completion_ids"):
+    with pytest.raises(RewardError, match="completion_ids"):
         reward(["a"])
-    with pytest.raises(MoonError, match="soft_cache"):
+    with pytest.raises(RewardError, match="soft_cache"):
         OverlongReward(max_len=10, soft_cache=20)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from custom_rewards import broken_nan, broken_raises_on_empty, broken_short, broken_types, length_bonus
 
-from moon_rl.errors import MoonError
+from reward_fns.errors import RewardError
 from reward_fns.guard import AsyncGuardedReward, GuardedReward, find_violations
 from reward_fns.retrieval import RetrievalReward
 
@@ -33,7 +33,7 @@ def test_good_reward_passes_through_and_keeps_its_name():
 
 def test_exception_names_reward_and_sample():
     guard = GuardedReward(broken_raises_on_empty)
-    with pytest.raises(MoonError, match=r"'broken_raises_on_empty' raised ZeroDivisionError.*sample 1 \(id='p1'\)"):
+    with pytest.raises(RewardError, match=r"'broken_raises_on_empty' raised ZeroDivisionError.*sample 1 \(id='p1'\)"):
         call(guard)
 
 
@@ -48,7 +48,7 @@ def test_exception_skipped_turns_the_batch_into_none(caplog):
 
 
 def test_non_finite_is_an_error_or_skipped_per_value():
-    with pytest.raises(MoonError, match=r"sample 1 \(id='p1'\): non-finite: nan"):
+    with pytest.raises(RewardError, match=r"sample 1 \(id='p1'\): non-finite: nan"):
         call(GuardedReward(broken_nan))
     guard = GuardedReward(broken_nan, on_error="skip")
     assert call(guard) == [1.0, None, 1.0, None]
@@ -57,7 +57,7 @@ def test_non_finite_is_an_error_or_skipped_per_value():
 
 @pytest.mark.parametrize("fn, match", [(broken_short, "returned 3 values for 4"), (broken_types, "str '1.0'")])
 def test_length_and_type_violations(fn, match):
-    with pytest.raises(MoonError, match=match):
+    with pytest.raises(RewardError, match=match):
         call(GuardedReward(fn))
     guard = GuardedReward(fn, on_error="skip")
     assert call(guard) == [None] * 4
@@ -75,7 +75,7 @@ def test_find_violations_types():
 
 def test_config_errors_of_builtins_always_propagate():
     guard = GuardedReward(RetrievalReward(), on_error="skip")
-    with pytest.raises(MoonError, match="reward 'retrieval'.*embeddings"):
+    with pytest.raises(RewardError, match="reward 'retrieval'.*embeddings"):
         call(guard)
 
 
@@ -85,7 +85,7 @@ def test_batch_only_failure_is_reported_as_batch():
             return [0.0]
         raise RuntimeError("pairs broken")
 
-    with pytest.raises(MoonError, match=r"pairs broken on the batch \(no single sample"):
+    with pytest.raises(RewardError, match=r"pairs broken on the batch \(no single sample"):
         call(GuardedReward(needs_pairs))
 
 
@@ -96,10 +96,10 @@ def test_async_reward_gets_an_async_guard():
     guard = GuardedReward(async_nan, on_error="skip")
     assert isinstance(guard, AsyncGuardedReward) and guard.__name__ == "async_nan"
     assert asyncio.run(call(guard, ["a", "b"])) == [None, None]
-    with pytest.raises(MoonError, match="non-finite"):
+    with pytest.raises(RewardError, match="non-finite"):
         asyncio.run(call(GuardedReward(async_nan), ["a"]))
 
 
 def test_bad_mode():
-    with pytest.raises(MoonError, match="skip"):
+    with pytest.raises(RewardError, match="skip"):
         GuardedReward(length_bonus, on_error="ignore")

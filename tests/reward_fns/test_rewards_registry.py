@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from moon_rl.errors import MoonError
 from reward_fns.attributes import AttributeF1
+from reward_fns.errors import RewardError
 from reward_fns.registry import BUILTINS, available_rewards, parse_spec, resolve_reward, resolve_rewards
 
 HERE = Path(__file__).parent
@@ -27,7 +27,7 @@ def test_parse_spec_forms():
     assert parse_spec("pkg.mod:make()") == ("pkg.mod:make", {}, 1.0)
     assert parse_spec("dir/f.py:fn(word='a,b')=0.1") == ("dir/f.py:fn", {"word": "a,b"}, 0.1)
     for bad in ("format=abc", "format=nan", "f(x)=1(", "attribute_f1(normalize)", ""):
-        with pytest.raises(MoonError):
+        with pytest.raises(RewardError):
             parse_spec(bad)
 
 
@@ -45,12 +45,12 @@ def test_builtin_arguments_reach_the_factory():
     assert isinstance(fn, AttributeF1) and fn.normalize is False and weight == 3.0
     fn, _ = resolve_reward("overlong(max_len=64, soft_cache=16)")
     assert fn(["a"], completion_ids=[[0] * 56]) == [-0.5]
-    with pytest.raises(MoonError, match=r"bad arguments.*normalize"):
+    with pytest.raises(RewardError, match=r"bad arguments.*normalize"):
         resolve_reward("attribute_f1(normalise=true)")
 
 
 def test_unknown_name_lists_available_rewards():
-    with pytest.raises(MoonError) as err:
+    with pytest.raises(RewardError) as err:
         resolve_reward("atribute_f1")
     message = str(err.value)
     assert "atribute_f1" in message and all(name in message for name in BUILTINS)
@@ -62,13 +62,13 @@ def test_file_reward_is_loaded_only_when_named(tmp_path):
     assert fn(["x" * 100, [{"role": "assistant", "content": "x" * 400}]]) == [0.5, 1.0]
     factory_made, _ = resolve_reward(f"{CUSTOM}:keyword_reward(word=Navy)")
     assert factory_made.__name__ == "keyword_reward" and factory_made(["a navy shirt", "red"]) == [1.0, 0.0]
-    with pytest.raises(MoonError, match="has no 'nope'.*length_bonus"):
+    with pytest.raises(RewardError, match="has no 'nope'.*length_bonus"):
         resolve_reward(f"{CUSTOM}:nope")
-    with pytest.raises(MoonError, match="does not exist"):
+    with pytest.raises(RewardError, match="does not exist"):
         resolve_reward(f"{tmp_path / 'missing.py'}:fn")
     broken = tmp_path / "broken.py"
     broken.write_text("raise RuntimeError('boom')\n")
-    with pytest.raises(MoonError, match="boom"):
+    with pytest.raises(RewardError, match="boom"):
         resolve_reward(f"{broken}:fn")
 
 
@@ -76,7 +76,7 @@ def test_dotted_module_reward(monkeypatch):
     monkeypatch.syspath_prepend(str(HERE))
     fn, _ = resolve_reward("custom_rewards:length_bonus")
     assert fn.__name__ == "length_bonus"
-    with pytest.raises(MoonError, match="cannot import module 'no_such_module_xyz'"):
+    with pytest.raises(RewardError, match="cannot import module 'no_such_module_xyz'"):
         resolve_reward("no_such_module_xyz:fn")
 
 
@@ -111,7 +111,7 @@ def test_entry_point_reward_resolves_by_name(tmp_path, monkeypatch):
     assert "names the brand" in docs["brand_match"]
     assert "fails to load" in docs["broken_plugin"]  # listed, not hiding the others
     assert resolve_reward("format")[0].__name__ == "format" and "brand" not in docs["format"]
-    with pytest.raises(MoonError, match="fails to load"):
+    with pytest.raises(RewardError, match="fails to load"):
         resolve_reward("broken_plugin")
     sys.modules.pop("acme_rewards_plugin", None)
 
@@ -139,5 +139,5 @@ def test_resolve_rewards_blocks_and_strings():
     ],
 )
 def test_resolve_rewards_errors(specs, match):
-    with pytest.raises(MoonError, match=match):
+    with pytest.raises(RewardError, match=match):
         resolve_rewards(specs)

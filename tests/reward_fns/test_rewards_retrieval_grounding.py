@@ -6,7 +6,7 @@ import pytest
 import torch
 from reward_test_samples import HOSTILE
 
-from moon_rl.errors import MoonError
+from reward_fns.errors import RewardError
 from reward_fns.grounding import GroundedReasoningReward, think_claims
 from reward_fns.guard import find_violations
 from reward_fns.retrieval import RetrievalReward, retrieval_scores
@@ -48,15 +48,15 @@ def test_retrieval_margin_mode():
 
 def test_retrieval_errors_are_loud():
     emb = unit([1, 0], [0, 1])
-    with pytest.raises(MoonError, match="embeddings"):
+    with pytest.raises(RewardError, match="embeddings"):
         RetrievalReward()(["x", "y"], group_id=["g", "g"], id=["a", "b"])
-    with pytest.raises(MoonError, match="shape"):
+    with pytest.raises(RewardError, match="shape"):
         RetrievalReward()(["x", "y", "z"], embeddings=emb, group_id=["g"] * 3, id=["a", "b", "c"])
     nan = emb.clone()
     nan[1, 0] = float("nan")
-    with pytest.raises(MoonError, match=r"non-finite embedding.*\[1\]"):
+    with pytest.raises(RewardError, match=r"non-finite embedding.*\[1\]"):
         RetrievalReward()(["x", "y"], embeddings=nan, group_id=["g", "g"], id=["a", "b"])
-    with pytest.raises(MoonError, match="mode"):
+    with pytest.raises(RewardError, match="mode"):
         RetrievalReward(mode="ndcg")
 
 
