@@ -20,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 KNOWN = {"ablation.json", "real_data.json", "cost.json", "grpo_tiny.json", "grpo_tiny_control.json", "pairwise_tiny.json",
-         "pretrained.json", "smollm2_e2e.json"}
+         "pretrained.json", "smollm2_e2e.json", "ratios.json"}
 ROW_LABELS = {
     "base": "base model (untrained)", "sft": "SFT only", "sft+contrastive": "SFT + contrastive",
     "grpo": "GRPO without contrastive", "joint": "joint contrastive + GRPO", "joint+fusion": "joint + fusion",
@@ -355,12 +355,26 @@ def pretrained_section(data: dict | None, e2e: dict | None) -> list[str]:
     return lines
 
 
+def ratios_section(rows: list | None) -> list[str]:
+    """`ratios.json` (benchmarks/ratios.py): one row per speed / scale figure, each against its baseline."""
+    if not rows:
+        return []
+    lines = ["## Speed and scale ratios (real model, side by side)", "",
+             "Each figure is moon-rl against its baseline in the same run (`benchmarks/results/ratios.json`).", "",
+             "| figure | ratio | target | met | command |", "| --- | --- | --- | --- | --- |"]
+    for r in rows:
+        lines.append(f"| {r['figure']} | {r['ratio']:.3f} | {r['direction']} {r['target']} | {'yes' if r['met'] else 'no'} | `{r['command']}` |")
+    return lines + [""]
+
+
 def other_section(results: Path) -> list[str]:
     lines = ["## Other measurements", ""]
     for path in sorted(results.glob("*.json")):
         if path.name in KNOWN:
             continue
         data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            continue
         lines.append(f"### {path.stem}")
         lines.append("")
         lines.append(f"Command: `{data.get('command', 'see the script docstring').strip()}`")
@@ -398,6 +412,7 @@ def main() -> None:
     lines += grpo_tiny_section(load("grpo_tiny.json"), load("grpo_tiny_control.json"))
     lines += pairwise_tiny_section(load("pairwise_tiny.json"))
     lines += pretrained_section(load("pretrained.json"), load("smollm2_e2e.json"))
+    lines += ratios_section(load("ratios.json"))
     lines += other_section(args.results)
     args.out.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     print(f"wrote {args.out}")
