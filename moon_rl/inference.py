@@ -20,7 +20,7 @@ prompt + reasoning is captured with `HiddenStateCapture`, the modality masks com
 `extras.modality_masks`, and `MoonExtras.embed` pools and projects. With `reasoning=False` nothing is
 generated and the "reasoning" mask is the prompt's text tokens: much faster, for big corpora, but not what
 the head was trained on. A head trained with pooling "input", and a text model without a head asked for no
-reasoning, read the record's plain text instead (`embeds_plain_text`, `moon_rl.head.embedding`): one short
+reasoning, read the record's plain text instead (`embeds_plain_text`, `moon_rl.head.text`): one short
 forward, the path training used and the sentence-transformers export serves.
 
 Records: a `data_prep.schema.Product`, a `Query` (search text and/or bare images, no catalog fields), or a
@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from data_prep.formats import INSTRUCTION, QUERY_INSTRUCTION, build_prompt, user_message
 from data_prep.schema import KNOWN_FIELDS, Product
@@ -215,7 +214,8 @@ class MoonModel:
     @torch.no_grad()
     def _embed_plain(self, batch: Sequence[Product | Query]) -> torch.Tensor:
         from data_prep.formats import embedding_text
-        from moon_rl.head.embedding import backbone_hidden, input_masks, mean_pool, tokenize_texts
+        from moon_rl.head.pooling import headless_embedding, input_masks
+        from moon_rl.head.text import backbone_hidden, tokenize_texts
 
         texts = [embedding_text(r.title, r.attributes) if isinstance(r, Product) else embedding_text(r.text) for r in batch]
         if not all(texts):
@@ -224,7 +224,7 @@ class MoonModel:
         inputs = tokenize_texts(self.tokenizer, texts, device=self.device)
         hidden = backbone_hidden(self.model, inputs)  # (B, L, H)
         if self.extras is None:
-            return F.normalize(mean_pool(hidden.float(), inputs["attention_mask"]), dim=-1).cpu()
+            return headless_embedding(hidden, inputs["attention_mask"]).cpu()
         return self.extras.embed(hidden, input_masks(inputs["attention_mask"]))[0].float().cpu()
 
     def _tokenize(self, batch: Sequence[Product | Query], catalog_dir: Path) -> dict[str, torch.Tensor]:
@@ -269,15 +269,14 @@ class MoonModel:
     def _embed(self, inputs: dict[str, torch.Tensor], completions: list[list[int]], reasoning: bool) -> torch.Tensor:
         """One forward over each row's prompt + completion (right-padded, like training) -> (B, D) embeddings."""
         from moon_rl.head.capture import HiddenStateCapture
-        from moon_rl.head.embedding import mean_pool
-        from moon_rl.head.extras import modality_masks
+        from moon_rl.head.pooling import headless_embedding, modality_masks
 
         batch, reasoning_mask = self._assemble(inputs, completions, reasoning)
         with HiddenStateCapture(self.model, capture_no_grad=True) as capture:
             self.model(**batch, use_cache=False, logits_to_keep=1)  # logits of the last position only: we need hidden states
         hidden = capture.hidden_states()  # (B, L, H)
         if self.extras is None:  # zero-shot baseline: mean over all attended tokens, no head
-            return F.normalize(mean_pool(hidden.float(), batch["attention_mask"]), dim=-1).cpu()
+            return headless_embedding(hidden, batch["attention_mask"]).cpu()
         masks = modality_masks(batch["input_ids"], batch["attention_mask"], reasoning_mask, self.image_token_id)
         embeddings, _ = self.extras.embed(hidden, masks)
         return embeddings.float().cpu()

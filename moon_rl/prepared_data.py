@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from moon_rl.errors import MoonError
-
-ID_COLUMNS = ("id", "group_id")
+from moon_rl.head.ids import ID_COLUMNS
 
 
 def load_prepared(path: str | Path, task: str, with_images: bool = True):

@@ -29,18 +29,7 @@ def _grpo(opts: dict) -> None:
     from moon_rl.trainers.interrupt import INTERRUPTED_EXIT, interrupted_message
     from moon_rl.trainers.grpo.run import launch_multiprocess, run_grpo
 
-    if opts["use_vllm"]:  # fail before anything else happens, with the install command
-        from moon_rl.trainers.vllm_support import require_vllm
-
-        require_vllm(f"--use-vllm (--vllm-mode {opts['vllm_mode'] or 'colocate'})")
-    num_processes = opts["num_processes"]
-    if num_processes and num_processes > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
-        if "grpo" not in sys.argv:
-            raise MoonError("--num-processes relaunches the command line it was given; run it as `moon-rl grpo ...`")
-        code = launch_multiprocess(sys.argv[sys.argv.index("grpo") :], num_processes, opts["accelerate_config"])
-        if code:
-            raise typer.Exit(code)
-        return
+    # Built (and so validated: the vLLM extra, QLoRA, every field) before anything else, relaunch included.
     cfg, model_args = build_grpo_configs(
         opts["config"],
         parse_set_overrides(opts["sets"]),
@@ -59,6 +48,14 @@ def _grpo(opts: dict) -> None:
         vllm_mode=opts["vllm_mode"],
         trust_remote_code=True if opts["trust_remote_code"] else None,
     )
+    num_processes = opts["num_processes"]
+    if num_processes and num_processes > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        if "grpo" not in sys.argv:
+            raise MoonError("--num-processes relaunches the command line it was given; run it as `moon-rl grpo ...`")
+        code = launch_multiprocess(sys.argv[sys.argv.index("grpo") :], num_processes, opts["accelerate_config"])
+        if code:
+            raise typer.Exit(code)
+        return
     check_training_output(cfg.output_dir, opts["data"], model_args)
     main_process = int(os.environ.get("RANK", "0")) == 0
     resume = resolve_resume(cfg.output_dir, opts["resume"])

@@ -32,7 +32,8 @@ def write_random_run(
     scale: float = 0.05,
     seed: int = 0,
 ) -> Path:
-    from moon_rl.head.extras import EmbeddingArgs, detached_extras, save_extras
+    from moon_rl.head.args import EmbeddingArgs
+    from moon_rl.head.extras import detached_extras, save_extras
     from moon_rl.inference import RUN_META
     from moon_rl.models.loading import ModelArgs, lora_config, load_policy
     from moon_rl.trainers.common import setup_extras

@@ -5,7 +5,7 @@
 Modules, in `modules.json` order: Transformer (the merged LoRA model's body, plain text in, `max_seq_length` =
 moon-rl's `INPUT_MAX_LENGTH`), Pooling (mean over the attended tokens), Dense (the embedding head's projection,
 identity activation) and Normalize. That is exactly `moon_rl.load(run).encode(texts, reasoning=False)` for a head
-trained with pooling "input" (`moon_rl.head.embedding`: the text, right-padded, through the backbone, mean, head,
+trained with pooling "input" (`moon_rl.head.text`: the text, right-padded, through the backbone, mean, head,
 L2); `write_sentence_transformers` checks it on sample texts before the export counts as done. Other poolings
 read the chat prompt or the generated reasoning, which a sentence-transformers pipeline does not run: they are
 refused with the reason, as is residual enhancement (moon-rl's hooks, absent from a plain model).
@@ -40,7 +40,7 @@ def write_sentence_transformers(merged_dir: Path, out_dir: Path, extras, hidden_
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Dense, Normalize, Pooling, Transformer
 
-    from moon_rl.head.embedding import INPUT_MAX_LENGTH
+    from moon_rl.head.text import INPUT_MAX_LENGTH
 
     body = Transformer(
         str(merged_dir),

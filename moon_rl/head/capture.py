@@ -17,18 +17,14 @@ from torch import nn
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
-    """Strip DDP/FSDP/compile wrappers (the `.module` / `._orig_mod` attributes)."""
-    while True:
-        if hasattr(model, "module") and isinstance(model.module, nn.Module):
-            model = model.module
-        elif hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        else:
-            return model
+    """Strip DDP / FSDP / DeepSpeed / torch.compile wrappers (accelerate's `extract_model_from_parallel`)."""
+    from accelerate.utils import extract_model_from_parallel
+
+    return extract_model_from_parallel(model, keep_torch_compile=False)
 
 
 def peft_base(model: nn.Module) -> nn.Module:
-    """The underlying transformers model (PeftModel -> its base model; anything else -> itself)."""
+    """The underlying transformers model (PEFT's `get_base_model` for a PeftModel; anything else -> itself)."""
     model = unwrap_model(model)
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
@@ -40,7 +36,7 @@ def find_backbone(model: nn.Module) -> nn.Module:
     return backbone
 
 
-def _last_hidden(output) -> torch.Tensor:
+def last_hidden(output) -> torch.Tensor:
     if isinstance(output, torch.Tensor):
         return output
     hidden = getattr(output, "last_hidden_state", None)
@@ -67,7 +63,7 @@ class HiddenStateCapture(contextlib.AbstractContextManager):
 
     def _hook(self, module, args, output):
         if torch.is_grad_enabled() or self.capture_no_grad:
-            self.chunks.append(_last_hidden(output))
+            self.chunks.append(last_hidden(output))
             self.calls += 1
 
     def __enter__(self) -> HiddenStateCapture:

@@ -1,8 +1,6 @@
 """Everything moon-rl adds to a policy model, in one container that is saved and loaded as a unit:
-the embedding head, the optional modality fusion pooling and the optional residual enhancement.
-
-`EmbeddingArgs` is a dataclass mixin shared by `MoonSFTConfig` and `MoonGRPOConfig` (one set of field
-names for both trainers). `MoonExtras` is attached to the policy as the submodule `moon_extras`, so its
+the embedding head, the optional modality fusion pooling and the optional residual enhancement, built from
+`EmbeddingArgs` (`moon_rl/head/args.py`). `MoonExtras` is attached to the policy as the submodule `moon_extras`, so its
 parameters are trained, wrapped by DDP and moved with the model like any other; trainers take it out
 of the way when they save the base model (see `detached_extras`), and write it as
 `moon_extras.safetensors` + `moon_extras.json` beside the adapter.
@@ -21,7 +19,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from moon_rl.head.capture import peft_base, unwrap_model
-from moon_rl.head.embedding import POOLINGS, EmbeddingHead, last_token_pool, mean_pool
+from moon_rl.head.args import EmbeddingArgs
+from moon_rl.head.pooling import pool, pooled_span
+from moon_rl.head.projection import EmbeddingHead
 from moon_rl.errors import MoonError
 from moon_rl.head.fusion import ModalityFusion
 from moon_rl.head.residual import FineGrainedResidual, find_decoder_layers
@@ -29,82 +29,6 @@ from moon_rl.head.residual import FineGrainedResidual, find_decoder_layers
 EXTRAS_WEIGHTS = "moon_extras.safetensors"
 EXTRAS_CONFIG = "moon_extras.json"
 ATTR = "moon_extras"
-
-
-@dataclasses.dataclass
-class EmbeddingArgs:
-    """Fields of the contrastive embedding head and MOON3.0's add-ons (shared by the SFT and GRPO configs)."""
-
-    contrastive_weight: float = dataclasses.field(
-        default=0.1, metadata={"help": "Weight of the InfoNCE term added to the trainer's loss; 0 turns it off."}
-    )
-    embedding_dim: int = dataclasses.field(default=256, metadata={"help": "Output size of the embedding head."})
-    pooling: str = dataclasses.field(
-        default="mean",
-        metadata={
-            "help": "How hidden states become one vector: 'mean' over the reasoning span, 'last' token, 'fusion' (multi-head "
-            "modality fusion), or 'input': the mean over the record's own text (title + brand/model number, no template, "
-            "no reasoning) in a short forward of its own, the sentence-transformers path (text models)."
-        },
-    )
-    # Not `temperature`: GRPOConfig already uses that name for the sampling temperature.
-    contrastive_temperature: float = dataclasses.field(default=0.05, metadata={"help": "InfoNCE softmax temperature."})
-    hard_negatives_by: str | None = dataclasses.field(
-        default=None,
-        metadata={
-            "help": "Dataset column (e.g. 'category') whose equal values are batched together, so in-batch negatives "
-            "are products of the same kind that differ in fine-grained attributes; default: batches mix everything."
-        },
-    )
-    fusion_heads: int = dataclasses.field(default=4, metadata={"help": "Learned query heads per modality when pooling='fusion'."})
-    residual_enhancement: bool = dataclasses.field(
-        default=False, metadata={"help": "Feed early-layer token features into later layers through zero-initialised gates."}
-    )
-    residual_source_layer: int = dataclasses.field(default=0, metadata={"help": "Shallow decoder layer whose output is carried forward."})
-    residual_target_layers: list[int] | None = dataclasses.field(
-        default=None, metadata={"help": "Decoder layers that receive the gated residual (default: the last one)."}
-    )
-
-    def validate_embedding_args(self) -> None:
-        if self.pooling not in POOLINGS:
-            raise MoonError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
-        if self.contrastive_weight < 0:
-            raise MoonError(f"contrastive_weight must be >= 0, got {self.contrastive_weight}")
-        if self.contrastive_temperature <= 0:
-            raise MoonError(f"contrastive_temperature must be > 0, got {self.contrastive_temperature}")
-        if self.embedding_dim <= 0 or self.fusion_heads <= 0:
-            raise MoonError("embedding_dim and fusion_heads must be positive")
-
-    def apply_runtime_defaults(self) -> None:
-        """For a TrainingArguments subclass, before its own __post_init__: `report_to="auto"` means tensorboard
-        when installed, else none; without CUDA, unset `bf16` means fp32 (TRL would pick bf16 and fail
-        validation on a CPU); a multi-process launch without CUDA runs gloo data parallelism on the CPU."""
-        import importlib.util
-        import os
-
-        if self.report_to == "auto":
-            self.report_to = "tensorboard" if importlib.util.find_spec("tensorboard") is not None else "none"
-        if not torch.cuda.is_available():
-            if self.bf16 is None and not self.fp16:
-                self.bf16 = False
-            if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-                self.use_cpu = True
-
-    def configure_ddp_for_head(self) -> None:
-        """For a TrainingArguments subclass: DDP's unused-parameter search walks back from the forward's outputs
-        and never reaches the embedding head, which runs after the forward; it would mark the head ready as
-        unused, then again when its gradient arrives ("marked as ready twice"). So the search is off while
-        the head trains (every trainable parameter gets a gradient every step) and TRL's default otherwise."""
-        if self.ddp_find_unused_parameters is None:
-            self.ddp_find_unused_parameters = self.contrastive_weight == 0
-        elif self.ddp_find_unused_parameters and self.contrastive_weight > 0 and self.world_size > 1:
-            raise MoonError(
-                "ddp_find_unused_parameters=true cannot be combined with the contrastive term under DDP (the embedding "
-                "head runs after the model's forward); leave it unset, or use a DeepSpeed config (configs/accelerate/)"
-            )
-
-    def embedding_fields(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(EmbeddingArgs)}
 
 
 def model_dims(model: nn.Module) -> tuple[int, int]:
@@ -136,33 +60,19 @@ class MoonExtras(nn.Module):
                 else None
             )
 
-    def pool(self, hidden: torch.Tensor, masks: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        """hidden (B, L, H) -> pooled (B, H). `masks["reasoning"]` selects the span for mean/last pooling."""
-        info: dict[str, float] = {}
-        if self.args.pooling == "mean":
-            pooled = mean_pool(hidden, masks["reasoning"])
-        elif self.args.pooling == "input":  # a plain-text forward of its own (`embedding.backbone_hidden`)
-            pooled = mean_pool(hidden, masks["text"])
-        elif self.args.pooling == "last":
-            pooled = last_token_pool(hidden, masks["reasoning"])
-        else:
-            pooled, gate = self.fusion(hidden, masks)
-            info = {f"fusion_gate/{k}": v for k, v in self.fusion.modality_weights(gate).items()}
-        return pooled, info
-
     def embed(self, hidden: torch.Tensor, masks: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        """hidden (B, L, H) -> L2-normalised embeddings (B, embedding_dim) and loggable gate values.
+        """hidden (B, L, H) -> L2-normalised embeddings (B, embedding_dim) and loggable gate values; pooled by the
+        table in `moon_rl.head.pooling` (masks name the image / text / reasoning tokens).
 
         A row with no token to pool (mean/last pooling of an empty reasoning span: every completion masked
         as truncated, say) gets an all-zero embedding, not the head's bias direction shared by all such rows;
         the contrastive loss leaves zero rows out (`moon_rl.head.losses.group_info_nce`)."""
-        pooled, info = self.pool(hidden, masks)
+        pooled, info = pool(self.args.pooling, hidden, masks, fusion=self.fusion)
         if self.residual is not None:
             for layer, norm in zip(self.residual.target_layers, self.residual.gate_norms()):
                 info[f"residual_gate_norm/layer{layer}"] = norm
         embeddings = self.head(pooled)  # (B, D)
-        span = {"fusion": masks["reasoning"] | masks["image"] | masks["text"], "input": masks["text"]}.get(self.args.pooling, masks["reasoning"])
-        empty = ~span.bool().any(dim=1)  # (B,)
+        empty = ~pooled_span(self.args.pooling, masks).any(dim=1)  # (B,)
         if bool(empty.any()):
             embeddings = embeddings.masked_fill(empty[:, None], 0.0)
         return embeddings, info
@@ -177,20 +87,6 @@ class MoonExtras(nn.Module):
         dtype = next(peft_base(model).parameters()).dtype
         # Keep the add-ons in fp32 unless the model is fp32 anyway; their outputs are cast where they meet the model.
         return extras.to(device=next(peft_base(model).parameters()).device, dtype=torch.float32 if dtype != torch.float32 else dtype)
-
-
-def modality_masks(
-    input_ids: torch.Tensor,
-    attention_mask: torch.Tensor,
-    reasoning_mask: torch.Tensor,
-    image_token_id: int | None = None,
-) -> dict[str, torch.Tensor]:
-    """Boolean (B, L) masks: image tokens, prompt text tokens, reasoning (completion) tokens."""
-    attn = attention_mask.bool()
-    reasoning = reasoning_mask.bool() & attn
-    image = (input_ids == image_token_id) & attn if image_token_id is not None else torch.zeros_like(attn)
-    text = attn & ~reasoning & ~image
-    return {"image": image, "text": text, "reasoning": reasoning}
 
 
 def image_token_id_of(model: nn.Module) -> int | None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from moon_rl.head.embedding import seeded_generator
+from moon_rl.head.projection import seeded_generator
 
 MODALITIES = ("image", "text", "reasoning")
 

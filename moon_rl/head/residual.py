@@ -17,14 +17,13 @@ from torch import nn
 
 
 def find_decoder_layers(model: nn.Module) -> nn.ModuleList:
-    """The language model's decoder layers (Qwen2/3: model.layers; Qwen2-VL/2.5-VL: model.language_model.layers).
-
-    The first `layers` ModuleList that is not inside the vision tower.
-    """
-    for name, module in model.named_modules():
-        if name.endswith("layers") and isinstance(module, nn.ModuleList) and "visual" not in name and "vision" not in name:
-            return module
-    raise ValueError(f"cannot find decoder layers in {type(model).__name__}; residual enhancement supports Qwen-style models")
+    """The language model's decoder layers, found the way transformers exposes them: `get_decoder()` (the text
+    body of a VL model too: Qwen2-VL's `language_model`) and its `layers` (Qwen2/3, Llama, SmolLM2)."""
+    decoder = model.get_decoder() if hasattr(model, "get_decoder") else None
+    layers = getattr(decoder, "layers", None)
+    if isinstance(layers, nn.ModuleList):
+        return layers
+    raise ValueError(f"cannot find decoder layers in {type(model).__name__} (get_decoder().layers); residual enhancement supports Qwen/Llama-style models")
 
 
 def _hidden_of(output):

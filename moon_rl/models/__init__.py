@@ -1,9 +1,11 @@
-"""Pretrained models without a model hub: GGUF conversion (`gguf`) and the models moon-rl can obtain from the
-package registry (`known`). Importing this package imports no torch."""
+"""The policy models: `loading` (a base model, an adapter or a moon-rl run -> the policy, its processor and LoRA
+config), `gguf` (GGUF conversion), `known` (the pretrained models moon-rl can obtain from the package registry,
+with no model hub) and `tiny` (the tiny random-init models tests and the demo build). Importing this package
+imports no torch."""
 
 from __future__ import annotations
 
-from typing import Any
+from moon_rl.lazy import lazy_exports
 
 _EXPORTS = {
     "ModelArgs": "moon_rl.models.loading",
@@ -13,11 +15,4 @@ _EXPORTS = {
     "make_tiny_model": "moon_rl.models.tiny",
 }
 __all__ = list(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'moon_rl.models' has no attribute {name!r}")
+__getattr__ = lazy_exports("moon_rl.models", _EXPORTS)

@@ -36,6 +36,13 @@ class ModelArgs:
     dtype: str = "auto"  # auto | float32 | bfloat16 | float16
     base_model: str | None = None  # override the base recorded in a moon-rl adapter
 
+    def __post_init__(self) -> None:
+        # Checked once, as the args are built, so every entry point fails before any weights are read.
+        if self.load_in_4bit:
+            if not self.lora:
+                raise MoonError("--load-in-4bit trains LoRA adapters on a frozen 4-bit model; it cannot be combined with --no-lora")
+            check_4bit_available()
+
 
 @dataclasses.dataclass
 class ModelSource:
@@ -110,6 +117,18 @@ def is_vision_language(config: Any) -> bool:
     return getattr(config, "vision_config", None) is not None
 
 
+def model_is_vision_language(model_args: ModelArgs) -> bool:
+    """Read only the model's config (no weights) to know whether it takes images."""
+    from transformers import AutoConfig
+
+    source = resolve_source(model_args.model, model_args.base_model)
+    try:
+        config = AutoConfig.from_pretrained(source.path, trust_remote_code=model_args.trust_remote_code)
+    except OSError as err:
+        raise MoonError(f"cannot read the config of model {source.path!r}: {err}") from None
+    return is_vision_language(config)
+
+
 def load_processor(path: str, trust_remote_code: bool = False, config_path: str | None = None):
     """AutoProcessor for vision-language models, AutoTokenizer otherwise. `config_path`: where the model's
     config.json is, when `path` holds only tokenizer/processor files (an adapter folder)."""
@@ -126,7 +145,6 @@ def load_base_model(path: str, args: ModelArgs):
 
     kwargs: dict[str, Any] = {"trust_remote_code": args.trust_remote_code, "dtype": _torch_dtype(args.dtype)}
     if args.load_in_4bit:
-        check_4bit_available()
         import torch
         from transformers import BitsAndBytesConfig
 
@@ -149,8 +167,6 @@ def load_base_model(path: str, args: ModelArgs):
 def lora_config(args: ModelArgs):
     """PEFT LoRA config for the language model's projections (None when --no-lora)."""
     if not args.lora:
-        if args.load_in_4bit:
-            raise MoonError("--load-in-4bit trains LoRA adapters on a frozen 4-bit model; it cannot be combined with --no-lora")
         return None
     from peft import LoraConfig
 
@@ -165,8 +181,6 @@ def lora_config(args: ModelArgs):
 
 def load_policy(args: ModelArgs, trainable: bool = True):
     """(model, processor, extras_dir or None). A moon-rl source comes back as a PeftModel with its adapter."""
-    if args.load_in_4bit:
-        check_4bit_available()
     source = resolve_source(args.model, args.base_model)
     model = load_base_model(source.path, args)
     processor_path = str(source.adapter_dir) if source.adapter_dir and _has_processor(source.adapter_dir) else source.path

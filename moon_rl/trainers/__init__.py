@@ -5,7 +5,7 @@ TRL and nothing else. Imports are lazy so that `import moon_rl.trainers` pulls i
 
 from __future__ import annotations
 
-from typing import Any
+from moon_rl.lazy import lazy_exports
 
 _EXPORTS = {
     "MoonSFTConfig": "moon_rl.trainers.sft.config",
@@ -18,11 +18,4 @@ _EXPORTS = {
     "run_grpo": "moon_rl.trainers.grpo.run",
 }
 __all__ = list(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'moon_rl.trainers' has no attribute {name!r}")
+__getattr__ = lazy_exports("moon_rl.trainers", _EXPORTS)

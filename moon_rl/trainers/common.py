@@ -29,7 +29,6 @@ from torch import nn
 from trl.trainer.callbacks import SyncRefModelCallback
 
 from moon_rl.trainers.checkpoints import clear_complete, mark_complete, rotate_checkpoints, save_errors
-from moon_rl.head.distributed import gather_with_grad
 from moon_rl.errors import MoonError
 from moon_rl.head.extras import (
     EmbeddingArgs,
@@ -41,7 +40,7 @@ from moon_rl.head.extras import (
     load_extras,
     save_extras,
 )
-from moon_rl.head.losses import ContrastiveStats, group_info_nce
+from moon_rl.head.ids import missing_id_columns
 
 
 def setup_extras(model: nn.Module, args: EmbeddingArgs, seed: int, extras_dir: str | Path | None = None) -> MoonExtras:
@@ -98,7 +97,7 @@ def extras_needed(args: EmbeddingArgs, embeddings_wanted: bool = False, extras_d
     a reward that reads rollout embeddings, or a saved head to continue from (carried through, see
     `attach_for_training`). Otherwise the policy is the backbone alone and the trainer is TRL's exactly: no
     extra parameters, optimizer state, forward work or saved files."""
-    return args.contrastive_weight > 0 or args.residual_enhancement or args.pooling == "fusion" or embeddings_wanted or extras_dir is not None
+    return args.contrastive_on or args.residual_enhancement or args.pooling == "fusion" or embeddings_wanted or extras_dir is not None
 
 
 def attach_for_training(model: nn.Module, args: EmbeddingArgs, seed: int, extras_dir: str | Path | None = None,
@@ -116,7 +115,7 @@ def attach_for_training(model: nn.Module, args: EmbeddingArgs, seed: int, extras
     # with the unmodified TRL trainers breaks.
     with torch.random.fork_rng(devices=[]):
         extras = setup_extras(model, args, seed=seed, extras_dir=extras_dir)
-    if args.contrastive_weight == 0:
+    if not args.contrastive_on:
         for module in (extras.head, extras.fusion):
             if module is not None:
                 module.requires_grad_(False)
@@ -146,29 +145,38 @@ def check_positives_possible(anchors_per_batch: int, group_ids: list | None, bat
         raise MoonError(f"the contrastive term has no positive pair: every training row has its own group_id; {fix}")
 
 
-def contrastive_loss(
-    extras: MoonExtras,
-    hidden: torch.Tensor,
-    masks: dict[str, torch.Tensor],
-    group_ids: torch.Tensor,
-    row_ids: torch.Tensor,
-    temperature: float,
-    gather: bool = True,
-) -> tuple[torch.Tensor, ContrastiveStats, dict[str, float]]:
-    """Embed the local batch and score it against the batch gathered from every process (with gradient)."""
-    embeddings, info = extras.embed(hidden, masks)  # (B, D)
-    if gather:
-        all_emb, all_groups, all_rows = gather_with_grad(embeddings, group_ids, row_ids)
-    else:
-        all_emb, all_groups, all_rows = embeddings, group_ids, row_ids
-    loss, stats = group_info_nce(
-        embeddings, group_ids, row_ids, temperature, candidates=all_emb, candidate_group_ids=all_groups, candidate_row_ids=all_rows
-    )
-    return loss, stats, info
+def check_id_columns(dataset, task: str) -> None:
+    """With the term on, the training set needs `id` and `group_id` (an iterable dataset: checked on its first batch)."""
+    missing = missing_id_columns(getattr(dataset, "column_names", None))
+    if missing:
+        raise MoonError(
+            f"the training dataset has no {missing} column(s): the contrastive term needs 'id' (one per row, so a "
+            "row's own rollouts are not its positives) and 'group_id' (rows sharing it are positives) "
+            f"(build {task.upper()} data with `moon-rl data prepare --task {task}`) or set contrastive_weight=0"
+        )
+
+
+def check_contrastive_data(trainer, task: str, anchors_per_batch: int, batch_hint: str, input_pooling: bool) -> None:
+    """With the term on, what the training data must give it, checked as the trainer is built (before any step):
+    the id columns, the `hard_negatives_by` column, the text pooling "input" embeds, and that some anchor can
+    have a positive at this batch shape."""
+    from moon_rl.head.text import check_input_pooling
+    from moon_rl.trainers.sampling import batch_clusters
+
+    dataset = trainer.train_dataset
+    check_id_columns(dataset, task)
+    batch_clusters(dataset, trainer.args.hard_negatives_by)  # fail now, naming the dataset's own columns
+    if input_pooling:
+        check_input_pooling(trainer.model, dataset)
+    check_positives_possible(anchors_per_batch, dataset_column(dataset, "group_id"), batch_hint)
 
 
 class MoonTrainerMixin:
     """Save/load of the add-ons with the model; see module docstring."""
+
+    @property
+    def contrastive_on(self) -> bool:
+        return self.args.contrastive_on
 
     def moon_extras(self) -> MoonExtras | None:
         return get_extras(self.model)

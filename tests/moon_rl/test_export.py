@@ -113,7 +113,8 @@ def test_interrupted_export_leaves_nothing(run_dir, tmp_path, monkeypatch):
 
 
 def test_clear_errors(run_dir, tiny_model_dir, tmp_path):
-    from moon_rl.head.extras import EmbeddingArgs, MoonExtras, save_extras
+    from moon_rl.head.args import EmbeddingArgs
+    from moon_rl.head.extras import MoonExtras, save_extras
 
     with pytest.raises(MoonError, match="no adapter_config.json"):
         export_adapter(tiny_model_dir("qwen2"), tmp_path / "a")

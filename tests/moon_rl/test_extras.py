@@ -7,16 +7,16 @@ from peft import get_peft_model
 
 from moon_rl.head.capture import HiddenStateCapture
 from moon_rl.errors import MoonError
+from moon_rl.head.args import EmbeddingArgs
 from moon_rl.head.extras import (
-    EmbeddingArgs,
     MoonExtras,
     detached_extras,
     get_extras,
     load_extras,
     load_extras_into,
-    modality_masks,
     save_extras,
 )
+from moon_rl.head.pooling import modality_masks
 from moon_rl.models.loading import ModelArgs, lora_config, load_policy
 from moon_rl.trainers.common import setup_extras
 

@@ -59,7 +59,8 @@ def test_reward_specs_defaults_weights_and_conflicts(tmp_path):
 
     config = fast_config(tmp_path)
     funcs = build_rewards(config)
-    assert [f.__name__ for f in funcs] == ["format", "attribute_f1"] and config.reward_weights == [1.0, 1.0]
+    # The default rewards, weighted 1 each: TRL's meaning of reward_weights=None (the config is not changed).
+    assert [f.__name__ for f in funcs] == ["format", "attribute_f1"] and config.reward_weights is None
     config = fast_config(tmp_path, rewards=["format=0.5", f"{ROOT}/tests/reward_fns/custom_rewards.py:length_bonus=2"], reward_errors="skip")
     funcs = build_rewards(config)
     assert [f.__name__ for f in funcs] == ["format", "length_bonus"] and config.reward_weights == [0.5, 2.0]

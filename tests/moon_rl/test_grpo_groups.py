@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from grpo_support import fast_config, grpo_dataset, moon_trainer
 
 import moon_rl.trainers.grpo.trainer as grpo_trainer_module
-from moon_rl.trainers.grpo.rollout_embeddings import CandidateBank, contrastive_with_bank
+from moon_rl.head.contrastive import CandidateBank, contrastive_term
 from moon_rl.head.losses import group_info_nce
 
 
@@ -38,8 +38,10 @@ def test_split_groups_find_positives_in_the_bank():
 
     hidden_a = hidden[a].clone().requires_grad_(True)
     masks_a = {"reasoning": masks["reasoning"][a]}
-    _, alone, _, n_alone = contrastive_with_bank(_Identity(), hidden_a, masks_a, groups[a], rows[a], uids[a], 0.1, bank=None)
-    loss, stats, _, n_cand = contrastive_with_bank(_Identity(), hidden_a, masks_a, groups[a], rows[a], uids[a], 0.1, bank=bank)
+    lone = contrastive_term(_Identity(), hidden_a, masks_a, groups[a], rows[a], 0.1, uids=uids[a], bank=None)
+    alone, n_alone = lone.stats, lone.n_candidates
+    banked = contrastive_term(_Identity(), hidden_a, masks_a, groups[a], rows[a], 0.1, uids=uids[a], bank=bank)
+    loss, stats, n_cand = banked.loss, banked.stats, banked.n_candidates
     assert alone.n_anchors == 0 and n_alone == 4
     assert stats.n_anchors == 4 and n_cand == 8  # the 4 local rollouts + the 4 of micro-batch B, no duplicates
     # Same value as InfoNCE over the whole generation batch for these anchors.
@@ -68,11 +70,11 @@ def _interleaving_shuffle(num_generations: int):
 
 
 def _spy(records: list):
-    original = contrastive_with_bank
+    original = contrastive_term
 
-    def spy(extras, hidden, masks, group_ids, row_ids, uids, temperature, bank=None):
-        out = original(extras, hidden, masks, group_ids, row_ids, uids, temperature, bank=bank)
-        records.append(dict(emb=extras.embed(hidden, masks)[0].detach(), groups=group_ids, rows=row_ids, uids=uids, bank=bank, anchors=out[1].n_anchors))
+    def spy(extras, hidden, masks, group_ids, row_ids, temperature, uids=None, bank=None):
+        out = original(extras, hidden, masks, group_ids, row_ids, temperature, uids=uids, bank=bank)
+        records.append(dict(emb=extras.embed(hidden, masks)[0].detach(), groups=group_ids, rows=row_ids, uids=uids, bank=bank, anchors=out.stats.n_anchors))
         return out
 
     return spy
@@ -89,7 +91,7 @@ def test_bank_matches_loss_embeddings_and_split_groups_keep_positives(tiny_model
     import trl.trainer.grpo_trainer as trl_grpo
 
     records: list[dict] = []
-    monkeypatch.setattr(grpo_trainer_module, "contrastive_with_bank", _spy(records))
+    monkeypatch.setattr(grpo_trainer_module, "contrastive_term", _spy(records))
     monkeypatch.setattr(trl_grpo, "shuffle_sequence_dict", _interleaving_shuffle(num_generations=2))
     # 8 rows x 2 rollouts per generation batch, split over 2 micro-batches of 8 rollouts.
     config = fast_config(tmp_path, gradient_accumulation_steps=2, per_device_train_batch_size=8, max_steps=2, **overrides)

@@ -169,8 +169,9 @@ def test_train_time_and_inference_time_embeddings_are_equal(input_run):
     """The collator's batch through the trainer's own embedding code == `moon_rl.load(run).encode` of the records."""
     import moon_rl
     from data_prep.schema import Product
-    from moon_rl.head.embedding import backbone_hidden, input_masks
-    from moon_rl.trainers.sft.trainer import EMBED_IDS_KEY, EMBED_MASK_KEY
+    from moon_rl.head.pooling import input_masks
+    from moon_rl.head.text import backbone_hidden
+    from moon_rl.head.ids import EMBED_IDS_KEY, EMBED_MASK_KEY
 
     trainer, out, _ = input_run
     rows = trainer.train_dataset.select(range(5))  # as TRL prepared them: tokenized, the text columns kept

@@ -232,8 +232,10 @@ def test_short_run_lowers_loss_and_raises_retrieval(tiny_model_dir, sft_dataset_
 def run_fails(model_dir, data, out, match):
     from moon_rl.trainers.sft.run import run_sft
 
+    from moon_rl.errors import USER_ERRORS
+
     config = sft_config(out, max_steps=1)
-    with pytest.raises(MoonError, match=match):
+    with pytest.raises(USER_ERRORS, match=match):  # a bad catalog record is data_prep's DataPrepError
         run_sft(config, ModelArgs(model=str(model_dir)), data)
     assert not any(out.glob("checkpoint-*")) and not (out / "adapter_model.safetensors").exists()
 

@@ -212,10 +212,10 @@ def test_grpo_args_none_builds_the_default_config_and_names_the_missing_positive
 
 def test_grpo_args_none_output_dir_is_trls(text_model, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
-    import moon_rl.trainers.grpo.trainer as grpo_trainer
+    import moon_rl.trainers.common as trainers_common
 
     seen = {}
-    monkeypatch.setattr(grpo_trainer, "check_positives_possible", lambda *a, **k: seen.setdefault("checked", True))
+    monkeypatch.setattr(trainers_common, "check_positives_possible", lambda *a, **k: seen.setdefault("checked", True))
     trainer = MoonGRPOTrainer(model=text_model, reward_funcs=spread_reward, train_dataset=Dataset.from_list(rows()))
     assert isinstance(trainer.args, MoonGRPOConfig) and trainer.args.output_dir.endswith(f"{text_model.split('/')[-1]}-GRPO")
     assert seen == {"checked": True}

@@ -1,4 +1,4 @@
-"""`MoonGRPOConfig`: TRL's `GRPOConfig` plus the embedding-head fields of `moon_rl.head.extras.EmbeddingArgs`
+"""`MoonGRPOConfig`: TRL's `GRPOConfig` plus the embedding-head fields of `moon_rl.head.args.EmbeddingArgs`
 and the reward specs of a run.
 
 Every field can be set from a YAML file (`--config`) or `--set key=value`; the model-loading fields of
@@ -27,9 +27,10 @@ from trl import GRPOConfig
 
 from moon_rl.config_io import build_run_configs
 from moon_rl.errors import MoonError
-from moon_rl.head.extras import EmbeddingArgs
+from moon_rl.head.args import EmbeddingArgs
+from moon_rl.trainers.defaults import RuntimeDefaults
 from moon_rl.models.loading import ModelArgs
-from moon_rl.trainers.vllm_support import VLLM_MODES
+from moon_rl.trainers.vllm_support import VLLM_MODES, require_vllm
 
 # When no --reward is given. `retrieval` is opt-in (--reward retrieval=0.5): it costs a no-grad forward per
 # generation batch unless TRL already runs one, and with a fresh head its ranks are noise for many steps.
@@ -38,7 +39,7 @@ REWARD_ERROR_MODES = ("raise", "skip")
 
 
 @dataclasses.dataclass
-class MoonGRPOConfig(GRPOConfig, EmbeddingArgs):
+class MoonGRPOConfig(GRPOConfig, EmbeddingArgs, RuntimeDefaults):
     """Joint GRPO + InfoNCE. See `EmbeddingArgs` for the head's fields; `contrastive_weight=0` with both
     MOON3.0 modules off trains exactly like TRL's `GRPOTrainer` (no add-on attached, no `id`/`group_id` columns
     needed). `MoonGRPOTrainer(args=None)` builds one with these defaults, named after the model as TRL does (the term off
@@ -74,8 +75,11 @@ class MoonGRPOConfig(GRPOConfig, EmbeddingArgs):
             raise MoonError(f"reward_errors must be one of {list(REWARD_ERROR_MODES)}, got {self.reward_errors!r}")
         if self.vllm_mode not in VLLM_MODES:
             raise MoonError(f"vllm_mode must be one of {list(VLLM_MODES)}, got {self.vllm_mode!r}")
+        if self.use_vllm:  # checked once, here: every entry point builds a config before anything loads
+            require_vllm(f"--use-vllm (vllm_mode={self.vllm_mode})")
         if isinstance(self.rewards, str):
             self.rewards = [self.rewards]
+        self.reward_weights = self._reward_weights()
         super().__post_init__()
         self.validate_embedding_args()
         self.configure_ddp_for_head()
@@ -83,6 +87,26 @@ class MoonGRPOConfig(GRPOConfig, EmbeddingArgs):
     @property
     def reward_specs(self) -> list[str]:
         return list(self.rewards) if self.rewards else list(DEFAULT_REWARDS)
+
+    def _reward_weights(self) -> list[float] | None:
+        """TRL's `reward_weights`, derived while the config is built from the `rewards` specs' `NAME=WEIGHT` (parsed,
+        not resolved: no reward code is imported here), unless given explicitly; weights given both ways fail.
+        Without `rewards` they stay as given (None: TRL weighs every reward function 1)."""
+        from collections.abc import Mapping
+
+        from reward_fns.registry import parse_spec
+
+        if not self.rewards:  # the default rewards (all weight 1), or reward functions handed to the trainer itself
+            return self.reward_weights
+        specs = self.reward_specs
+        weights = [spec.get("weight", 1.0) if isinstance(spec, Mapping) else parse_spec(spec)[2] for spec in specs]
+        if self.reward_weights is None:
+            return weights
+        if any(w != 1.0 for w in weights):
+            raise MoonError("reward weights are given twice: in the reward specs (NAME=WEIGHT) and in reward_weights; use one")
+        if len(self.reward_weights) != len(specs):
+            raise MoonError(f"reward_weights has {len(self.reward_weights)} values for {len(specs)} rewards {specs}")
+        return list(self.reward_weights)
 
 
 def build_grpo_configs(

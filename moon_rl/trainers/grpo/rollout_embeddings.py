@@ -2,8 +2,8 @@
 
 1. reward functions that ask for them (`retrieval`, or any reward with `needs_embeddings = True`): they
    receive `embeddings` (N, D), one L2-normalised row per completion, as a keyword argument;
-2. the contrastive loss, as extra candidates when TRL splits a generation batch over several
-   micro-batches (`steps_per_generation > 1`): its shuffle can put two members of a group in different
+2. the contrastive loss, as extra candidates (`moon_rl.head.contrastive.CandidateBank`) when TRL splits a
+   generation batch over several micro-batches (`steps_per_generation > 1`): its shuffle can put two members of a group in different
    micro-batches, and a micro-batch's anchors are then also scored against these no-grad embeddings of
    the rest of the generation batch (a "bank"), so they still find their positives. Parameters do not
    change within an accumulation window, so the bank holds what the loss forward would compute (up to
@@ -30,9 +30,7 @@ from typing import Any
 
 import torch
 
-from moon_rl.head.distributed import gather_with_grad
 from moon_rl.errors import MoonError
-from moon_rl.head.losses import ContrastiveStats, group_info_nce
 
 
 @dataclasses.dataclass
@@ -46,27 +44,6 @@ class ScoringPass:
     images: list | None = None
     embeddings: torch.Tensor | None = None  # (N, D), no grad
     source: str | None = None  # "trl_forward" (captured from TRL's pass) or "extra_forward"
-
-
-@dataclasses.dataclass
-class CandidateBank:
-    """No-grad embeddings of the whole generation batch, gathered from every process."""
-
-    embeddings: torch.Tensor  # (N_all, D)
-    group_ids: torch.Tensor  # (N_all,)
-    row_ids: torch.Tensor  # (N_all,)
-    uids: torch.Tensor  # (N_all,) one id per rollout, unique across processes
-
-    @classmethod
-    def gather(cls, accelerator, embeddings, group_ids, row_ids, uids) -> CandidateBank:
-        return cls(*(accelerator.gather(t.contiguous()) for t in (embeddings.detach(), group_ids, row_ids, uids)))
-
-
-def completion_mask_of(attention_mask: torch.Tensor, logits_to_keep: int) -> torch.Tensor:
-    """(B, P+C) attention mask -> (B, P+C) mask of the completion (reasoning) tokens: the last C columns."""
-    reasoning = torch.zeros_like(attention_mask)
-    reasoning[:, -logits_to_keep:] = attention_mask[:, -logits_to_keep:]
-    return reasoning
 
 
 def rollout_forward_inputs(trainer, scoring: ScoringPass) -> tuple[torch.Tensor, torch.Tensor, int, dict[str, Any]]:
@@ -109,34 +86,6 @@ def rollout_forward_inputs(trainer, scoring: ScoringPass) -> tuple[torch.Tensor,
                 kwargs[key] = torch.cat([ids, ids.new_zeros(completion_ids.shape)], dim=1)
         kwargs["num_images"] = [len(x) if x else 0 for x in scoring.images]
     return input_ids, attention_mask, completion_ids.size(1), kwargs
-
-
-def contrastive_with_bank(
-    extras,
-    hidden: torch.Tensor,
-    masks: dict[str, torch.Tensor],
-    group_ids: torch.Tensor,
-    row_ids: torch.Tensor,
-    uids: torch.Tensor,
-    temperature: float,
-    bank: CandidateBank | None = None,
-) -> tuple[torch.Tensor, ContrastiveStats, dict[str, float], int]:
-    """In-batch InfoNCE of this micro-batch: anchors = local rollouts; candidates = every process's
-    micro-batch (gathered with gradient) plus the bank entries of rollouts not in any of those micro-batches.
-
-    `trainer_common.contrastive_loss` without a bank; returns also the number of candidates per anchor pool.
-    """
-    embeddings, info = extras.embed(hidden, masks)  # (B, D)
-    cands, cand_groups, cand_rows, cand_uids = gather_with_grad(embeddings, group_ids, row_ids, uids)
-    if bank is not None:
-        rest = ~torch.isin(bank.uids, cand_uids)  # rollouts of the generation batch in no current micro-batch
-        cands = torch.cat([cands, bank.embeddings[rest].to(cands.dtype)], dim=0)  # (C, D)
-        cand_groups = torch.cat([cand_groups, bank.group_ids[rest]])
-        cand_rows = torch.cat([cand_rows, bank.row_ids[rest]])
-    loss, stats = group_info_nce(
-        embeddings, group_ids, row_ids, temperature, candidates=cands, candidate_group_ids=cand_groups, candidate_row_ids=cand_rows
-    )
-    return loss, stats, info, cands.size(0)
 
 
 # ---- rewards that need embeddings ------------------------------------------------------------------

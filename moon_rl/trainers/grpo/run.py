@@ -50,18 +50,12 @@ def validate_grpo_dataset(dataset, source: str, needs_groups: bool, model_takes_
 
 
 def build_rewards(config: MoonGRPOConfig) -> list:
-    """Resolve `config.reward_specs`, wrap each in the contract guard, and set `config.reward_weights`."""
+    """Resolve `config.reward_specs` and wrap each in the contract guard (their weights are already in
+    `config.reward_weights`, derived when the config was built)."""
     from reward_fns.guard import GuardedReward
     from reward_fns.registry import resolve_rewards
 
-    funcs, weights = resolve_rewards(config.reward_specs)
-    if config.reward_weights is not None:
-        if any(w != 1.0 for w in weights):
-            raise MoonError("reward weights are given twice: in the reward specs (NAME=WEIGHT) and in reward_weights; use one")
-        if len(config.reward_weights) != len(funcs):
-            raise MoonError(f"reward_weights has {len(config.reward_weights)} values for {len(funcs)} rewards {config.reward_specs}")
-    else:
-        config.reward_weights = weights
+    funcs, _ = resolve_rewards(config.reward_specs)
     return [GuardedReward(fn, on_error=config.reward_errors) for fn in funcs]
 
 
@@ -95,15 +89,8 @@ def run_grpo(config: MoonGRPOConfig, model_args: ModelArgs, data: str | Path, re
     from moon_rl.trainers.checkpoints import resolve_resume
     from moon_rl.trainers.interrupt import GracefulInterrupt
     from moon_rl.trainers.common import train_and_save
-    from moon_rl.models.loading import check_4bit_available
-    from moon_rl.trainers.sft.run import model_is_vision_language
+    from moon_rl.models.loading import model_is_vision_language
 
-    if config.use_vllm:
-        from moon_rl.trainers.vllm_support import require_vllm
-
-        require_vllm(f"--use-vllm (vllm_mode={config.vllm_mode})")
-    if model_args.load_in_4bit:
-        check_4bit_available()
     reward_funcs = build_rewards(config)
     resume_from = resolve_resume(config.output_dir, resume)
     takes_images = model_is_vision_language(model_args)

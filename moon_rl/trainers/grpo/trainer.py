@@ -56,36 +56,23 @@ from trl import GRPOTrainer
 from trl.models.utils import disable_gradient_checkpointing
 from trl.trainer.utils import RepeatSampler
 
-from data_prep.formats import embedding_text
-from moon_rl.head.capture import HiddenStateCapture, unwrap_model
-from moon_rl.head.embedding import backbone_hidden, check_input_pooling, input_masks, tokenize_texts
 from moon_rl.errors import MoonError
-from moon_rl.head.extras import detached_extras, get_extras, image_token_id_of, modality_masks, residual_suspended
+from moon_rl.head.capture import HiddenStateCapture, unwrap_model
+from moon_rl.head.contrastive import CandidateBank, contrastive_term, log_contrastive
+from moon_rl.head.extras import detached_extras, get_extras, image_token_id_of, residual_suspended
+from moon_rl.head.ids import EMBED_IDS_KEY, EMBED_MASK_KEY, GROUP_KEY, ID_COLUMNS, ROW_KEY, UID_KEY, id_tensors
+from moon_rl.head.pooling import completion_mask_of, input_masks, modality_masks
+from moon_rl.head.text import backbone_hidden, record_texts, tokenize_texts
+from moon_rl.trainers.common import MoonTrainerMixin, attach_for_training, check_contrastive_data, default_run_name, use_backbone_only_ref_sync
 from moon_rl.trainers.grpo.config import MoonGRPOConfig
 from moon_rl.trainers.grpo.rollout_embeddings import (
-    CandidateBank,
     ScoringPass,
-    completion_mask_of,
-    contrastive_with_bank,
     image_safe_chunks,
     needs_embeddings,
     rollout_forward_inputs,
     with_embeddings,
 )
-from moon_rl.head.ids import hash_labels
-from moon_rl.prepared_data import ID_COLUMNS
 from moon_rl.trainers.sampling import batch_clusters, group_batches
-from moon_rl.trainers.common import (
-    MoonTrainerMixin,
-    attach_for_training,
-    check_positives_possible,
-    dataset_column,
-    default_run_name,
-    use_backbone_only_ref_sync,
-)
-
-GROUP_KEY, ROW_KEY, UID_KEY = "moon_group_ids", "moon_row_ids", "moon_rollout_uids"
-EMBED_IDS_KEY, EMBED_MASK_KEY = "moon_embed_input_ids", "moon_embed_attention_mask"  # pooling "input": the rows' own text
 
 
 def in_order_batches(n_rows: int, batch_size: int) -> list[list[int]]:
@@ -150,10 +137,6 @@ class MoonGRPOTrainer(MoonTrainerMixin, GRPOTrainer):
                 f"MoonGRPOTrainer needs a MoonGRPOConfig, got {type(args).__name__}: it takes every GRPOConfig field; "
                 "MoonGRPOConfig(..., contrastive_weight=0) trains exactly like trl.GRPOTrainer"
             )
-        if args.use_vllm:
-            from moon_rl.trainers.vllm_support import require_vllm
-
-            require_vllm(f"--use-vllm (vllm_mode={args.vllm_mode})")
         processing_class = kwargs.get("processing_class")
         if processing_class is not None:
             # TRL's contract: left padding. TRL pads prompt ids on the left itself; a right-padding processor
@@ -170,23 +153,18 @@ class MoonGRPOTrainer(MoonTrainerMixin, GRPOTrainer):
         base = unwrap_model(self.model)
         self._policy_adapter = base.active_adapter if is_peft_model(base) else None
         if self.contrastive_on:
-            self._check_id_columns()
-            batch_clusters(self.train_dataset, self.args.hard_negatives_by)  # fail now, not at the first batch
-            if self._input_pooling():
-                check_input_pooling(self.model, self.train_dataset)
-                if self._reward_wants_embeddings:
-                    raise MoonError(
-                        "pooling='input' embeds the row's own text, which no rollout changes: a reward that scores rollout "
-                        "embeddings (retrieval) would give every rollout of a prompt the same value; use pooling mean or fusion"
-                    )
-            check_positives_possible(
-                self.args.generation_batch_size // self.num_generations,
-                dataset_column(self.train_dataset, "group_id"),
+            if self._input_pooling() and self._reward_wants_embeddings:
+                raise MoonError(
+                    "pooling='input' embeds the row's own text, which no rollout changes: a reward that scores rollout "
+                    "embeddings (retrieval) would give every rollout of a prompt the same value; use pooling mean or fusion"
+                )
+            hint = (
                 "prompts per generation batch = generation_batch_size / num_generations "
                 f"({self.args.generation_batch_size} / {self.num_generations}): raise per_device_train_batch_size above "
                 "num_generations, or steps_per_generation / gradient_accumulation_steps (contrastive_bank keeps the split "
-                "generation batch together)",
+                "generation batch together)"
             )
+            check_contrastive_data(self, "grpo", self.args.generation_batch_size // self.num_generations, hint, self._input_pooling())
             if not hasattr(self.train_dataset, "__len__") and self.shuffle_dataset:
                 import warnings
 
@@ -199,24 +177,8 @@ class MoonGRPOTrainer(MoonTrainerMixin, GRPOTrainer):
         if (self._reward_wants_embeddings or self._bank_needed()) and (self.tools or self.rollout_func is not None):
             raise MoonError("rollout embeddings (retrieval reward, contrastive bank) do not support tools or rollout_func")
 
-    @property
-    def contrastive_on(self) -> bool:
-        return self.args.contrastive_weight > 0
-
     def _bank_needed(self) -> bool:
         return self.contrastive_on and self.args.contrastive_bank and self.args.steps_per_generation > 1
-
-    def _check_id_columns(self) -> None:
-        columns = getattr(self.train_dataset, "column_names", None)
-        if columns is None:  # iterable dataset: checked on the first batch instead
-            return
-        missing = [c for c in ID_COLUMNS if c not in columns]
-        if missing:
-            raise MoonError(
-                f"the training dataset has no {missing} column(s): the contrastive term needs 'id' (one per row, so a "
-                "row's own rollouts are not its positives) and 'group_id' (rows sharing it are positives) "
-                "(build GRPO data with `moon-rl data prepare --task grpo`) or set contrastive_weight=0"
-            )
 
     # ---- data -------------------------------------------------------------------------------------
 
@@ -343,12 +305,10 @@ class MoonGRPOTrainer(MoonTrainerMixin, GRPOTrainer):
         if missing:
             raise MoonError(f"training rows have no {missing}; the contrastive loss needs 'id' and 'group_id' (or contrastive_weight=0)")
         device, n = self.accelerator.device, len(inputs)
-        output[GROUP_KEY] = hash_labels([x["group_id"] for x in inputs], device=device)
-        output[ROW_KEY] = hash_labels([x["id"] for x in inputs], device=device)
+        output.update(id_tensors(inputs, device=device))
         output[UID_KEY] = torch.arange(n, device=device) + self.accelerator.process_index * n
         if self._input_pooling():  # (N, L_text): split and shuffled with the rollouts like every other tensor
-            texts = [embedding_text(x.get("title") or "", x.get("attributes")) for x in inputs]
-            embed = tokenize_texts(self.processing_class, texts, device=device)
+            embed = tokenize_texts(self.processing_class, record_texts(inputs), device=device)
             output[EMBED_IDS_KEY], output[EMBED_MASK_KEY] = embed["input_ids"], embed["attention_mask"]
 
     def _input_pooling(self) -> bool:
@@ -378,29 +338,15 @@ class MoonGRPOTrainer(MoonTrainerMixin, GRPOTrainer):
             hidden = capture.hidden_states()  # (B, P+C, H)
             input_ids = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], dim=1)  # (B, P+C)
             attention_mask = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], dim=1)
-            reasoning = torch.cat([torch.zeros_like(inputs["prompt_mask"]), inputs["completion_mask"]], dim=1)
+            reasoning = completion_mask_of(attention_mask, inputs["completion_ids"].size(1))
             masks = modality_masks(input_ids, attention_mask, reasoning, image_token_id_of(model))
         mode = "train" if self.model.training else "eval"
-        c_loss, stats, info, n_candidates = contrastive_with_bank(
-            get_extras(model), hidden, masks, inputs[GROUP_KEY], inputs[ROW_KEY], inputs[UID_KEY],
-            self.args.contrastive_temperature, bank=self._bank if mode == "train" else None,
+        term = contrastive_term(
+            get_extras(model), hidden, masks, inputs[GROUP_KEY], inputs[ROW_KEY], self.args.contrastive_temperature,
+            uids=inputs[UID_KEY], bank=self._bank if mode == "train" else None,
         )
         # Same scaling as TRL's own terms: a per-micro-batch mean, averaged over the accumulation window.
         normalizer = self.current_gradient_accumulation_steps if mode == "train" else 1.0
-        loss = loss + self.args.contrastive_weight * c_loss.to(loss.dtype) / normalizer
-        self._log_contrastive(mode, c_loss, stats, info, n_candidates)
+        loss = loss + self.args.contrastive_weight * term.loss.to(loss.dtype) / normalizer
+        log_contrastive(self._metrics[mode], self.accelerator, term)
         return loss
-
-    def _log_contrastive(self, mode: str, c_loss: torch.Tensor, stats, info: dict[str, float], n_candidates: int) -> None:
-        metrics = self._metrics[mode]
-        device = c_loss.device
-        counts = torch.tensor([[stats.n_correct_top1, stats.n_anchors]], device=device, dtype=torch.float32)
-        counts = self.accelerator.gather(counts).sum(dim=0)  # (2,)
-        c_mean = self.accelerator.gather(c_loss.detach().float().reshape(1)).mean().item()
-        if counts[1] > 0:  # a micro-batch without any positive pair says nothing about retrieval
-            metrics["contrastive_loss"].append(c_mean)
-            metrics["retrieval_accuracy"].append((counts[0] / counts[1]).item())
-        metrics["contrastive/anchors"].append(counts[1].item())
-        metrics["contrastive/candidates"].append(float(n_candidates))
-        for key, value in info.items():
-            metrics[key].append(float(value))

@@ -1,4 +1,4 @@
-"""`MoonSFTConfig`: TRL's `SFTConfig` plus the embedding-head fields of `moon_rl.head.extras.EmbeddingArgs`.
+"""`MoonSFTConfig`: TRL's `SFTConfig` plus the embedding-head fields of `moon_rl.head.args.EmbeddingArgs`.
 
 Every field can be set from a YAML file (`--config`) or `--set key=value`; the model-loading fields of
 `moon_rl.models.loading.ModelArgs` (`model`, `lora_r`, `load_in_4bit`, ...) are accepted in the same places
@@ -21,12 +21,13 @@ from trl import SFTConfig
 
 from moon_rl.config_io import build_run_configs
 from moon_rl.errors import MoonError
-from moon_rl.head.extras import EmbeddingArgs
+from moon_rl.head.args import EmbeddingArgs
+from moon_rl.trainers.defaults import RuntimeDefaults
 from moon_rl.models.loading import ModelArgs
 
 
 @dataclasses.dataclass
-class MoonSFTConfig(SFTConfig, EmbeddingArgs):
+class MoonSFTConfig(SFTConfig, EmbeddingArgs, RuntimeDefaults):
     """SFT cold start with a contrastive embedding head. See `EmbeddingArgs` for the head's fields;
     `contrastive_weight=0` with both MOON3.0 modules off trains exactly like TRL's `SFTTrainer` (no add-on
     attached, no `id`/`group_id` columns needed). `MoonSFTTrainer(args=None)` builds one with these defaults."""
@@ -45,7 +46,7 @@ class MoonSFTConfig(SFTConfig, EmbeddingArgs):
         super().__post_init__()
         self.validate_embedding_args()
         self.configure_ddp_for_head()
-        if self.contrastive_weight > 0 and (self.packing or self.padding_free):
+        if self.contrastive_on and (self.packing or self.padding_free):
             raise MoonError(
                 "packing / padding_free put several records in one sequence, so there is no per-record embedding for "
                 "the contrastive loss; set packing=false and padding_free=false, or contrastive_weight=0"

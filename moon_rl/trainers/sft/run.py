@@ -29,20 +29,6 @@ REQUIRED_COLUMNS = ("prompt", "completion")
 # ---- data -------------------------------------------------------------------------------------------
 
 
-def model_is_vision_language(model_args: ModelArgs) -> bool:
-    """Read only the model's config (no weights) to know whether it takes images."""
-    from transformers import AutoConfig
-
-    from moon_rl.models.loading import is_vision_language, resolve_source
-
-    source = resolve_source(model_args.model, model_args.base_model)
-    try:
-        config = AutoConfig.from_pretrained(source.path, trust_remote_code=model_args.trust_remote_code)
-    except OSError as err:
-        raise MoonError(f"cannot read the config of model {source.path!r}: {err}") from None
-    return is_vision_language(config)
-
-
 def load_sft_data(path: str | Path, with_images: bool = True):
     """A prepared SFT dataset folder, or a catalog folder prepared on the fly (train split)."""
     return load_prepared(path, "sft", with_images)
@@ -96,11 +82,10 @@ def run_sft(config: MoonSFTConfig, model_args: ModelArgs, data: str | Path, resu
     from moon_rl.trainers.checkpoints import resolve_resume
     from moon_rl.trainers.interrupt import GracefulInterrupt
     from moon_rl.trainers.common import train_and_save
-    from moon_rl.models.loading import check_4bit_available
 
-    if model_args.load_in_4bit:
-        check_4bit_available()
     resume_from = resolve_resume(config.output_dir, resume)
+    from moon_rl.models.loading import model_is_vision_language
+
     takes_images = model_is_vision_language(model_args)
     dataset = load_sft_data(data, with_images=takes_images)
     validate_sft_dataset(dataset, str(data), needs_groups=config.contrastive_weight > 0, model_takes_images=takes_images)

@@ -38,27 +38,16 @@ from typing import Any
 import torch
 from trl import SFTTrainer
 
-from data_prep.formats import embedding_text
-from moon_rl.head.capture import HiddenStateCapture
-from moon_rl.head.embedding import backbone_hidden, check_input_pooling, input_masks, tokenize_texts
 from moon_rl.errors import MoonError
-from moon_rl.head.extras import image_token_id_of, modality_masks
-from moon_rl.head.ids import hash_labels
+from moon_rl.head.capture import HiddenStateCapture
+from moon_rl.head.contrastive import contrastive_term, log_contrastive
+from moon_rl.head.extras import image_token_id_of
+from moon_rl.head.ids import EMBED_IDS_KEY, EMBED_MASK_KEY, GROUP_KEY, ID_COLUMNS, ROW_KEY, TEXT_COLUMNS, id_tensors
+from moon_rl.head.pooling import input_masks, modality_masks
+from moon_rl.head.text import backbone_hidden, record_texts, tokenize_texts
+from moon_rl.trainers.common import MoonTrainerMixin, attach_for_training, check_contrastive_data, default_run_name
 from moon_rl.trainers.sampling import GroupedSampler, batch_clusters
 from moon_rl.trainers.sft.config import MoonSFTConfig
-from moon_rl.trainers.common import (
-    MoonTrainerMixin,
-    attach_for_training,
-    check_positives_possible,
-    contrastive_loss,
-    dataset_column,
-    default_run_name,
-)
-
-ID_COLUMNS = ("id", "group_id")
-GROUP_KEY, ROW_KEY = "moon_group_ids", "moon_row_ids"
-EMBED_IDS_KEY, EMBED_MASK_KEY = "moon_embed_input_ids", "moon_embed_attention_mask"
-TEXT_COLUMNS = ("title", "attributes")  # what pooling "input" embeds (`data_prep.formats.embedding_text`)
 
 
 class MoonCollator:
@@ -71,15 +60,14 @@ class MoonCollator:
         self.embed_tokenizer = embed_tokenizer  # pooling "input": the rows' own text, tokenized for its own forward
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
-        examples = [{k: v for k, v in ex.items() if k not in self.drop} for ex in examples]  # copies: the VL collator edits examples in place
-        ids = [ex.pop("id", None) for ex in examples]
-        groups = [ex.pop("group_id", None) for ex in examples]
-        texts = [embedding_text(ex.pop("title", "") or "", ex.pop("attributes", None)) for ex in examples] if self.embed_tokenizer else None
-        batch = self.inner(examples)
-        if all(g is not None for g in groups) and all(i is not None for i in ids):
-            batch[GROUP_KEY] = hash_labels(groups)
-            batch[ROW_KEY] = hash_labels(ids)
-        if texts is not None:
+        # Copies without our columns (the VL collator edits examples in place; TRL's would reject extra keys).
+        ours = (*ID_COLUMNS, *(TEXT_COLUMNS if self.embed_tokenizer else ()), *self.drop)
+        rows = [{k: ex.get(k) for k in ours} for ex in examples]
+        batch = self.inner([{k: v for k, v in ex.items() if k not in ours} for ex in examples])
+        if all(r[c] is not None for r in rows for c in ID_COLUMNS):
+            batch.update(id_tensors(rows))
+        if self.embed_tokenizer:
+            texts = record_texts(rows)
             embed = tokenize_texts(self.embed_tokenizer, texts)
             batch[EMBED_IDS_KEY], batch[EMBED_MASK_KEY] = embed["input_ids"], embed["attention_mask"]
         return batch
@@ -106,33 +94,14 @@ class MoonSFTTrainer(MoonTrainerMixin, SFTTrainer):
             )
         super().__init__(model, args, *pos, **kwargs)
         if self.contrastive_on:
-            batch_clusters(self.train_dataset, self.args.hard_negatives_by)  # fail now, naming the dataset's own columns
-            self._check_id_columns()
             rows = self.args.per_device_train_batch_size * self.args.world_size
-            check_positives_possible(
-                rows, dataset_column(self.train_dataset, "group_id"),
-                f"rows per batch = per_device_train_batch_size x processes ({rows}): raise per_device_train_batch_size",
-            )
+            hint = f"rows per batch = per_device_train_batch_size x processes ({rows}): raise per_device_train_batch_size"
+            check_contrastive_data(self, "sft", rows, hint, input_pooling=self.args.pooling == "input")
             embed_tokenizer = self.processing_class if self.args.pooling == "input" else None
-            if embed_tokenizer is not None:
-                check_input_pooling(self.model, self.train_dataset, TEXT_COLUMNS[0])
             self.data_collator = MoonCollator(self.data_collator, drop=self._sampler_columns(), embed_tokenizer=embed_tokenizer)
         # After PEFT wrapping (inside super), so the head stays trainable; nothing at all with the term off.
         attach_for_training(self.model, self.args, self.args.seed, extras_dir)
 
-    @property
-    def contrastive_on(self) -> bool:
-        return self.args.contrastive_weight > 0
-
-    def _check_id_columns(self) -> None:
-        columns = getattr(self.train_dataset, "column_names", None)
-        missing = [c for c in ID_COLUMNS if c not in columns] if columns is not None else []  # iterable: first batch
-        if missing:
-            raise MoonError(
-                f"the training dataset has no {missing} column(s): the contrastive term needs 'id' (one per row) and "
-                "'group_id' (rows sharing it are positives) (build SFT data with `moon-rl data prepare --task sft`) "
-                "or set contrastive_weight=0"
-            )
 
     # ---- data -------------------------------------------------------------------------------------
 
@@ -171,7 +140,7 @@ class MoonSFTTrainer(MoonTrainerMixin, SFTTrainer):
         embed = {"input_ids": inputs.pop(EMBED_IDS_KEY, None), "attention_mask": inputs.pop(EMBED_MASK_KEY, None)}
 
         # Training forwards run with grad; evaluation runs under no_grad, so capture those too there.
-        # Pooling "input" embeds the rows' plain text in a short forward of its own instead (see moon_rl.head.embedding).
+        # Pooling "input" embeds the rows' plain text in a short forward of its own instead (see moon_rl.head.text).
         capturing = self.args.pooling != "input"
         with HiddenStateCapture(model, capture_no_grad=not torch.is_grad_enabled()) if capturing else contextlib.nullcontext() as capture:
             result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
@@ -191,15 +160,14 @@ class MoonSFTTrainer(MoonTrainerMixin, SFTTrainer):
             masks = modality_masks(input_ids, attention_mask, labels != -100, image_token_id_of(model))
         if hidden.size(0) != group_ids.size(0):
             raise RuntimeError(f"embedded {hidden.size(0)} rows but the batch has {group_ids.size(0)} group ids")
-        extras = self.moon_extras()
-        c_loss, stats, info = contrastive_loss(
-            extras, hidden, masks, group_ids.to(hidden.device), row_ids.to(hidden.device), self.args.contrastive_temperature
+        term = contrastive_term(
+            self.moon_extras(), hidden, masks, group_ids.to(hidden.device), row_ids.to(hidden.device), self.args.contrastive_temperature
         )
         # Same scaling as TRL's MoE aux loss: with `num_items_in_batch`, Trainer leaves gradient accumulation
         # to the loss, so a per-micro-batch mean must be averaged over the accumulation steps here.
         steps = self.current_gradient_accumulation_steps if num_items_in_batch is not None else 1
-        loss = loss + self.args.contrastive_weight * c_loss.to(loss.dtype) / steps
-        self._log_contrastive(c_loss, stats, info)
+        loss = loss + self.args.contrastive_weight * term.loss.to(loss.dtype) / steps
+        log_contrastive(self._metrics[self._mode()], self.accelerator, term)
         return (loss, outputs) if return_outputs else loss
 
     # ---- metrics ----------------------------------------------------------------------------------
@@ -215,15 +183,3 @@ class MoonSFTTrainer(MoonTrainerMixin, SFTTrainer):
             if self.args.average_tokens_across_devices:
                 value = value / max(1, self.accelerator.num_processes // self.get_tp_size())
         self._metrics[self._mode()]["nll"].append(self.accelerator.gather_for_metrics(value.reshape(1)).mean().item())
-
-    def _log_contrastive(self, c_loss: torch.Tensor, stats, info: dict[str, float]) -> None:
-        metrics = self._metrics[self._mode()]
-        device = c_loss.device
-        counts = torch.tensor([stats.n_correct_top1, stats.n_anchors], device=device, dtype=torch.float32)
-        counts = self.accelerator.gather_for_metrics(counts.reshape(1, 2)).sum(dim=0)  # (2,)
-        if counts[1] > 0:  # batches without any positive pair say nothing about retrieval
-            metrics["contrastive_loss"].append(self.accelerator.gather_for_metrics(c_loss.detach().float().reshape(1)).mean().item())
-            metrics["retrieval_accuracy"].append((counts[0] / counts[1]).item())
-        metrics["contrastive_anchors"].append(counts[1].item())
-        for key, value in info.items():
-            metrics[key].append(float(value))
