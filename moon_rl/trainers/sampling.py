@@ -13,6 +13,7 @@ term would see no positives at all. `group_batches` packs whole groups into batc
   order every `batch_size` indices reproduces the planned batches. This is what the trainers plug into
   HF `Trainer._get_train_sampler`, so Accelerate's sharding, `skip_first_batches` on resume and
   `set_epoch` all work unchanged.
+- `GroupRepeatSampler`: TRL's GRPO `RepeatSampler` over the same order (the GRPO trainer's sampler).
 
 Batches are exactly `batch_size` long (bar the last one) on purpose: in multi-process training every
 process must contribute the same number of embeddings to the gathered negatives, and Accelerate's
@@ -26,6 +27,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from torch.utils.data import Sampler
+from trl.trainer.utils import RepeatSampler
 
 from moon_rl.errors import MoonError
 
@@ -236,3 +238,40 @@ def batch_clusters(dataset: Any, column: str | None) -> list[str] | None:
             "name one of those (`moon-rl data prepare` writes 'category') or unset hard_negatives_by"
         )
     return [str(v) for v in dataset[column]]
+
+
+# ---- GRPO: TRL's RepeatSampler with a group-aware order ---------------------------------------------
+
+
+def in_order_batches(n_rows: int, batch_size: int) -> list[list[int]]:
+    """`shuffle_dataset=False`: TRL's order (row 0, 1, 2, ...) cut into full batches, e.g. 5 rows, batch 2 ->
+    [[0, 1], [2, 3]]. No packing: the user asked for the dataset's order, so a group is together exactly when
+    its rows are adjacent there (as `moon-rl data prepare` writes them)."""
+    return [list(range(i, i + batch_size)) for i in range(0, n_rows - batch_size + 1, batch_size)]
+
+
+class GroupRepeatSampler(RepeatSampler):
+    """`RepeatSampler` whose chunks of `batch_size` unique rows (one generation batch) hold whole groups
+    where possible: the order comes from `group_batches` instead of a plain permutation. Repeats (per
+    rollout and per iteration) are the parent's. `set_epoch` reshuffles; with `shuffle_dataset=False` the
+    rows come in dataset order, as TRL's (`in_order_batches`), so a group shares a batch when its rows are adjacent."""
+
+    def __init__(self, group_ids: list[str], clusters: list[str] | None = None, **kwargs: Any):
+        super().__init__(data_source=group_ids, **kwargs)
+        self.group_ids = [str(g) for g in group_ids]
+        self.clusters = clusters  # hard negatives: see `group_batches`
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        if self.shuffle:
+            chunks = group_batches(self.group_ids, self.batch_size, seed=self.seed or 0, epoch=self.epoch, drop_last=True, clusters=self.clusters)
+        else:
+            chunks = in_order_batches(len(self.group_ids), self.batch_size)
+        for chunk in chunks:
+            for _ in range(self.repeat_count):
+                for index in chunk:
+                    for _ in range(self.mini_repeat_count):
+                        yield index

@@ -53,6 +53,7 @@ GRPO = "moon_rl/trainers/grpo/trainer.py"
 ROLLOUT = "moon_rl/trainers/grpo/rollout_embeddings.py"
 SFT = "moon_rl/trainers/sft/trainer.py"
 COMMON = "moon_rl/trainers/common.py"
+SAMPLING = "moon_rl/trainers/sampling.py"
 
 
 class Seam(NamedTuple):
@@ -421,7 +422,7 @@ SEAMS: list[Seam] = [
                   contains(GRPOTrainer.compute_loss, "return self._compute_loss(model, inputs)"),
                   contains(GRPOTrainer._compute_loss, 'inputs["prompt_ids"], inputs["prompt_mask"]',
                            'inputs["completion_ids"], inputs["completion_mask"]', "self._get_per_token_logps_and_entropies("))),
-    Seam("GRPOTrainer._get_train_sampler", f"{GRPO}: MoonGRPOTrainer._get_train_sampler, GroupRepeatSampler",
+    Seam("GRPOTrainer._get_train_sampler", f"{GRPO}: MoonGRPOTrainer._get_train_sampler; {SAMPLING}: GroupRepeatSampler",
          "takes (dataset); stub run builds RepeatSampler(num_generations, generation_batch_size // num_generations, "
          "num_iterations * steps_per_generation, shuffle_dataset, seed); get_train_dataloader uses it",
          check_train_sampler),
@@ -487,7 +488,7 @@ SEAMS: list[Seam] = [
          "the progress bars are these attributes",
          lambda: [member(importlib.import_module("transformers.trainer_callback").ProgressCallback(), a) for a in ("training_bar", "prediction_bar")]),
     # helpers imported from TRL
-    Seam("trl.trainer.utils.RepeatSampler", f"{GRPO}: GroupRepeatSampler",
+    Seam("trl.trainer.utils.RepeatSampler", f"{SAMPLING}: GroupRepeatSampler",
          "constructor keywords, the attributes GroupRepeatSampler reads, and the repeat nesting it copies", check_repeat_sampler),
     Seam("trl.trainer.callbacks.SyncRefModelCallback", f"{COMMON}: BackboneSyncRefModelCallback, use_backbone_only_ref_sync",
          "built with (ref_model, accelerator), kept as attributes; on_step_end reads kwargs['model']; GRPOTrainer adds one",

@@ -9,7 +9,7 @@ product, a query that found it); rollouts of the same row are neither positives 
 are every other rollout in the batch, gathered across processes with gradient.
 
 With `contrastive_weight=0`, both MOON3.0 modules off and no reward reading embeddings, no add-on is attached
-at all (`trainer_common.extras_needed`): no extra parameters, optimizer state, forward work or saved files,
+at all (`moon_rl.trainers.common.extras_needed`): no extra parameters, optimizer state, forward work or saved files,
 no `id`/`group_id` columns needed, and training is step-for-step TRL's (tests/moon_rl/test_grpo_equivalence.py
 compares losses, log-probs, gradients and updated weights). With the term off but `residual_enhancement` on,
 only the residual module trains (it is part of the forward); the head is attached frozen and saved as built.
@@ -19,10 +19,10 @@ Overridden methods (everything else is TRL's), and why:
 - `__init__`: builds a default `MoonGRPOConfig` for `args=None` as TRL does; checks the vLLM extra up front,
   hands `embeddings` to rewards that need them, attaches the add-ons (if any) after TRL has wrapped the model
   with PEFT, swaps TRL's ref-model sync callback for one that sees the backbone only
-  (`trainer_common.BackboneSyncRefModelCallback`: TRL zips policy and reference parameters), and, with the
+  (`moon_rl.trainers.common.BackboneSyncRefModelCallback`: TRL zips policy and reference parameters), and, with the
   term on, checks the id columns and refuses a batch shape or dataset in which no rollout has a positive
   (warns for a shuffled iterable dataset, which the group-aware sampler cannot order).
-- `_get_train_sampler`: TRL's `RepeatSampler` with a group-aware order (`moon_rl.trainers.sampling.group_batches`),
+- `_get_train_sampler`: TRL's `RepeatSampler` with a group-aware order (`moon_rl.trainers.sampling.GroupRepeatSampler`),
   so the members of a group land in the same generation batch (and, with `hard_negatives_by`, groups of
   one category share it).
 - `_generate`: works around TRL building `images=[..., None, ...]` for a batch that mixes rows with and
@@ -54,7 +54,6 @@ import torch
 from accelerate.utils import is_peft_model
 from trl import GRPOTrainer
 from trl.models.utils import disable_gradient_checkpointing
-from trl.trainer.utils import RepeatSampler
 
 from moon_rl.errors import MoonError
 from moon_rl.head.capture import HiddenStateCapture, unwrap_model
@@ -72,41 +71,7 @@ from moon_rl.trainers.grpo.rollout_embeddings import (
     rollout_forward_inputs,
     with_embeddings,
 )
-from moon_rl.trainers.sampling import batch_clusters, group_batches
-
-
-def in_order_batches(n_rows: int, batch_size: int) -> list[list[int]]:
-    """`shuffle_dataset=False`: TRL's order (row 0, 1, 2, ...) cut into full batches, e.g. 5 rows, batch 2 ->
-    [[0, 1], [2, 3]]. No packing: the user asked for the dataset's order, so a group is together exactly when
-    its rows are adjacent there (as `moon-rl data prepare` writes them)."""
-    return [list(range(i, i + batch_size)) for i in range(0, n_rows - batch_size + 1, batch_size)]
-
-
-class GroupRepeatSampler(RepeatSampler):
-    """`RepeatSampler` whose chunks of `batch_size` unique rows (one generation batch) hold whole groups
-    where possible: the order comes from `group_batches` instead of a plain permutation. Repeats (per
-    rollout and per iteration) are the parent's. `set_epoch` reshuffles; with `shuffle_dataset=False` the
-    rows come in dataset order, as TRL's (`in_order_batches`), so a group shares a batch when its rows are adjacent."""
-
-    def __init__(self, group_ids: list[str], clusters: list[str] | None = None, **kwargs: Any):
-        super().__init__(data_source=group_ids, **kwargs)
-        self.group_ids = [str(g) for g in group_ids]
-        self.clusters = clusters  # hard negatives: see `group_batches`
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self):
-        if self.shuffle:
-            chunks = group_batches(self.group_ids, self.batch_size, seed=self.seed or 0, epoch=self.epoch, drop_last=True, clusters=self.clusters)
-        else:
-            chunks = in_order_batches(len(self.group_ids), self.batch_size)
-        for chunk in chunks:
-            for _ in range(self.repeat_count):
-                for index in chunk:
-                    for _ in range(self.mini_repeat_count):
-                        yield index
+from moon_rl.trainers.sampling import GroupRepeatSampler, batch_clusters
 
 
 class MoonGRPOTrainer(MoonTrainerMixin, GRPOTrainer):

@@ -8,7 +8,7 @@ so there is no second pass. The embedding head (`moon_rl.head.extras.MoonExtras`
 trained by the same optimizer, and saved as `moon_extras.*` beside the adapter in every checkpoint.
 
 With `contrastive_weight=0` and both MOON3.0 modules off, no add-on is attached at all
-(`trainer_common.extras_needed`), no `id`/`group_id` column is needed, TRL's collator and sampler are kept,
+(`moon_rl.trainers.common.extras_needed`), no `id`/`group_id` column is needed, TRL's collator and sampler are kept,
 and training is step-for-step identical to `trl.SFTTrainer` (tests/moon_rl/test_sft.py checks the logged
 losses and updated weights). With the term off but a module on, the head is attached frozen (saved as built)
 and the residual module, part of the forward, trains; a saved head (`extras_dir`) is carried through frozen.
@@ -32,7 +32,6 @@ Save/load of the head with checkpoints comes from `moon_rl.trainers.common.MoonT
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -42,40 +41,13 @@ from moon_rl.errors import MoonError
 from moon_rl.head.capture import HiddenStateCapture
 from moon_rl.head.contrastive import contrastive_term, log_contrastive
 from moon_rl.head.extras import image_token_id_of
-from moon_rl.head.ids import EMBED_IDS_KEY, EMBED_MASK_KEY, GROUP_KEY, ID_COLUMNS, ROW_KEY, TEXT_COLUMNS, id_tensors
+from moon_rl.head.ids import EMBED_IDS_KEY, EMBED_MASK_KEY, GROUP_KEY, ID_COLUMNS, ROW_KEY, TEXT_COLUMNS
 from moon_rl.head.pooling import input_masks, modality_masks
-from moon_rl.head.text import backbone_hidden, record_texts, tokenize_texts
+from moon_rl.head.text import backbone_hidden
 from moon_rl.trainers.common import MoonTrainerMixin, attach_for_training, check_contrastive_data, default_run_name
 from moon_rl.trainers.sampling import GroupedSampler, batch_clusters
+from moon_rl.trainers.sft.collator import MoonCollator
 from moon_rl.trainers.sft.config import MoonSFTConfig
-
-
-class MoonCollator:
-    """Wraps a TRL collator: takes `id`/`group_id` out of each example, collates the rest as TRL would, and
-    adds them back as (B,) int64 hashes, the form that can be gathered across processes."""
-
-    def __init__(self, inner: Callable[[list[dict[str, Any]]], dict[str, Any]], drop: tuple[str, ...] = (), embed_tokenizer=None):
-        self.inner = inner
-        self.drop = drop  # columns kept only for the sampler (hard_negatives_by), not for the model
-        self.embed_tokenizer = embed_tokenizer  # pooling "input": the rows' own text, tokenized for its own forward
-
-    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
-        # Copies without our columns (the VL collator edits examples in place; TRL's would reject extra keys).
-        ours = (*ID_COLUMNS, *(TEXT_COLUMNS if self.embed_tokenizer else ()), *self.drop)
-        rows = [{k: ex.get(k) for k in ours} for ex in examples]
-        batch = self.inner([{k: v for k, v in ex.items() if k not in ours} for ex in examples])
-        if all(r[c] is not None for r in rows for c in ID_COLUMNS):
-            batch.update(id_tensors(rows))
-        if self.embed_tokenizer:
-            texts = record_texts(rows)
-            embed = tokenize_texts(self.embed_tokenizer, texts)
-            batch[EMBED_IDS_KEY], batch[EMBED_MASK_KEY] = embed["input_ids"], embed["attention_mask"]
-        return batch
-
-    def __getattr__(self, name: str) -> Any:  # TRL reads attributes of its collator (return_position_ids, ...)
-        if name == "inner":  # not set yet (unpickling in a DataLoader worker): avoid infinite recursion
-            raise AttributeError(name)
-        return getattr(self.inner, name)
 
 
 class MoonSFTTrainer(MoonTrainerMixin, SFTTrainer):

@@ -1,0 +1,38 @@
+"""`MoonCollator`: TRL's SFT collator with the contrastive term's columns carried through as tensors: the rows'
+`id` / `group_id` as (B,) int64 hashes, and for pooling "input" their own text, tokenized for its own forward."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from moon_rl.head.ids import EMBED_IDS_KEY, EMBED_MASK_KEY, ID_COLUMNS, TEXT_COLUMNS, id_tensors
+from moon_rl.head.text import record_texts, tokenize_texts
+
+
+class MoonCollator:
+    """Wraps a TRL collator: takes `id`/`group_id` out of each example, collates the rest as TRL would, and
+    adds them back as (B,) int64 hashes, the form that can be gathered across processes."""
+
+    def __init__(self, inner: Callable[[list[dict[str, Any]]], dict[str, Any]], drop: tuple[str, ...] = (), embed_tokenizer=None):
+        self.inner = inner
+        self.drop = drop  # columns kept only for the sampler (hard_negatives_by), not for the model
+        self.embed_tokenizer = embed_tokenizer  # pooling "input": the rows' own text, tokenized for its own forward
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        # Copies without our columns (the VL collator edits examples in place; TRL's would reject extra keys).
+        ours = (*ID_COLUMNS, *(TEXT_COLUMNS if self.embed_tokenizer else ()), *self.drop)
+        rows = [{k: ex.get(k) for k in ours} for ex in examples]
+        batch = self.inner([{k: v for k, v in ex.items() if k not in ours} for ex in examples])
+        if all(r[c] is not None for r in rows for c in ID_COLUMNS):
+            batch.update(id_tensors(rows))
+        if self.embed_tokenizer:
+            texts = record_texts(rows)
+            embed = tokenize_texts(self.embed_tokenizer, texts)
+            batch[EMBED_IDS_KEY], batch[EMBED_MASK_KEY] = embed["input_ids"], embed["attention_mask"]
+        return batch
+
+    def __getattr__(self, name: str) -> Any:  # TRL reads attributes of its collator (return_position_ids, ...)
+        if name == "inner":  # not set yet (unpickling in a DataLoader worker): avoid infinite recursion
+            raise AttributeError(name)
+        return getattr(self.inner, name)
