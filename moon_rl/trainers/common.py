@@ -261,6 +261,18 @@ class MoonTrainerMixin:
                         setattr(callback, name, None)
 
 
+def load_and_wrap(trainer_cls, config, model_args, dataset, callbacks: list | None = None, **kwargs):
+    """Load the policy (a base model or a moon-rl output: its adapter, head and modules) and wrap it in
+    `trainer_cls` (MoonSFTTrainer / MoonGRPOTrainer) with the processor, LoRA config and saved head."""
+    from moon_rl.models.loading import load_for_training
+
+    model, processor, peft_config, extras_dir = load_for_training(model_args)
+    return trainer_cls(
+        model=model, args=config, train_dataset=dataset, processing_class=processor, peft_config=peft_config,
+        callbacks=callbacks, extras_dir=extras_dir, **kwargs,
+    )
+
+
 def train_and_save(trainer, interrupt, kind: str, model_args, resume_from: str | None, log_key: str) -> dict:
     """Train (or resume), save the final artifacts + trainer state + moon_rl.json into `output_dir`, and
     return a summary: output folder, steps, whether a signal stopped it, first/last logs that carry `log_key`."""

@@ -64,20 +64,10 @@ def build_rewards(config: MoonGRPOConfig) -> list:
 
 def build_trainer(config: MoonGRPOConfig, model_args: ModelArgs, dataset, reward_funcs: list, callbacks: list | None = None):
     """Load the policy (base or moon-rl output) and wrap it in a `MoonGRPOTrainer`."""
+    from moon_rl.trainers.common import load_and_wrap
     from moon_rl.trainers.grpo.trainer import MoonGRPOTrainer
-    from moon_rl.models.loading import load_for_training
 
-    model, processor, peft_config, extras_dir = load_for_training(model_args)
-    return MoonGRPOTrainer(
-        model=model,
-        reward_funcs=reward_funcs,
-        args=config,
-        train_dataset=dataset,
-        processing_class=processor,
-        peft_config=peft_config,
-        callbacks=callbacks,
-        extras_dir=extras_dir,
-    )
+    return load_and_wrap(MoonGRPOTrainer, config, model_args, dataset, callbacks, reward_funcs=reward_funcs)
 
 
 # ---- train + save -----------------------------------------------------------------------------------

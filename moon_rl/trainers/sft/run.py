@@ -58,20 +58,10 @@ def validate_sft_dataset(dataset, source: str, needs_groups: bool, model_takes_i
 
 def build_trainer(config: MoonSFTConfig, model_args: ModelArgs, dataset, callbacks: list | None = None, eval_dataset=None):
     """Load the policy (base or moon-rl output) and wrap it in a `MoonSFTTrainer`."""
-    from moon_rl.models.loading import load_for_training
+    from moon_rl.trainers.common import load_and_wrap
     from moon_rl.trainers.sft.trainer import MoonSFTTrainer
 
-    model, processor, peft_config, extras_dir = load_for_training(model_args)
-    return MoonSFTTrainer(
-        model=model,
-        args=config,
-        train_dataset=dataset,
-        eval_dataset=eval_dataset,
-        processing_class=processor,
-        peft_config=peft_config,
-        callbacks=callbacks,
-        extras_dir=extras_dir,
-    )
+    return load_and_wrap(MoonSFTTrainer, config, model_args, dataset, callbacks, eval_dataset=eval_dataset)
 
 
 # ---- train + save -----------------------------------------------------------------------------------
