@@ -142,10 +142,12 @@ def residual_suspended(model: nn.Module):
         residual.attach(peft_base(model))
 
 
-def save_extras(extras: MoonExtras, out_dir: str | Path) -> None:
+def save_extras(extras: MoonExtras, out_dir: str | Path, state: dict[str, torch.Tensor] | None = None) -> None:
+    """Write `extras` to `out_dir`; `state`, where given, replaces its own tensors (the full ones gathered from
+    a sharded model: under FSDP2 / ZeRO-3 the live parameters are this process's shard)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().cpu() for k, v in extras.state_dict().items()}
+    state = {k: v.detach().contiguous().cpu() for k, v in (state if state is not None else extras.state_dict()).items()}
     save_file(state, str(out_dir / EXTRAS_WEIGHTS))
     (out_dir / EXTRAS_CONFIG).write_text(json.dumps(extras.config_dict(), indent=2) + "\n", encoding="utf-8")
 

@@ -4,8 +4,10 @@ term computed from captured hidden states, and saving/loading the add-ons with e
 `MoonTrainerMixin` goes *before* the TRL trainer in the bases (`class MoonSFTTrainer(MoonTrainerMixin,
 SFTTrainer)`). It overrides, and only extends:
 - `_save`: writes the base model / adapter with the add-ons detached (so a full fine-tune's
-  `save_pretrained` never contains weights the architecture lacks), then `moon_extras.*` beside it.
-- `_load_from_checkpoint`: the same in reverse on `--resume`; also continues TRL's SFT token counter
+  `save_pretrained` never contains weights the architecture lacks), then `moon_extras.*` beside it (under
+  FSDP / ZeRO-3 from the full state dict HF gathered, since the live add-ons are this process's shard).
+- `_load_from_checkpoint`: the same in reverse on `--resume` (under FSDP the checkpoint holds the whole wrapped
+  model, add-ons included, and loads as one); also continues TRL's SFT token counter
   (`num_tokens` in the logs), which TRL keeps only in memory.
 - `_save_checkpoint`: after the parent has written everything (on every process), marks the checkpoint
   complete (`moon_rl/trainers/checkpoints.py`), so `--resume` never picks a folder that a crash left half-written;
@@ -13,7 +15,7 @@ SFTTrainer)`). It overrides, and only extends:
   the new one is marked (HF rotates before, which with `save_total_limit=1` leaves a window with no
   complete checkpoint at all).
 - `train`: refuses a training set that data preparation left empty (TRL drops SFT rows truncated before
-  their completion, and would "finish" at step 0). When training raises, restores the signal handlers of
+  their completion, and would "finish" at step 0); under FSDP, saves full state dicts (`full_state_dict_under_fsdp`). When training raises, restores the signal handlers of
   `moon_rl.trainers.interrupt.GracefulInterrupt` (HF calls `on_train_end` only on success; Ctrl-C must work again
   in a notebook) and closes the progress bars (the CLI's `error: ...` line must not trail the bar).
 """
@@ -171,6 +173,27 @@ def check_contrastive_data(trainer, task: str, anchors_per_batch: int, batch_hin
     check_positives_possible(anchors_per_batch, dataset_column(dataset, "group_id"), batch_hint)
 
 
+def full_extras_state(extras: nn.Module, gathered: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor] | None:
+    """The add-ons' tensors to save: those of the gathered full state dict where it has them (ZeRO-3 can leave
+    frozen ones out), this process's own for the rest; None when nothing was gathered (one process, DDP)."""
+    if not gathered:
+        return None
+    return {k: gathered[k] if k in gathered else v for k, v in extras.state_dict().items()}
+
+
+def full_state_dict_under_fsdp(trainer) -> None:
+    """Under FSDP, save full state dicts. With SHARDED_STATE_DICT, HF's save_model writes no weights (the final
+    folder would hold no adapter and no head) and a PEFT checkpoint's shards hold the adapter only (--resume
+    would lose the head); a full state dict is gathered on the main process and saved as a DDP run's is."""
+    plugin = getattr(trainer.accelerator.state, "fsdp_plugin", None) if getattr(trainer, "is_fsdp_enabled", False) else None
+    if plugin is not None and "FULL_STATE_DICT" not in str(plugin.state_dict_type):
+        import warnings
+
+        warnings.warn(f"FSDP state_dict_type {plugin.state_dict_type.name} -> FULL_STATE_DICT: moon-rl saves the embedding head from full state dicts")
+        plugin.state_dict_config = plugin.optim_state_dict_config = None  # else the sharded ones stay with FULL
+        plugin.set_state_dict_type("FULL_STATE_DICT")
+
+
 class MoonTrainerMixin:
     """Save/load of the add-ons with the model; see module docstring."""
 
@@ -183,14 +206,22 @@ class MoonTrainerMixin:
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         output_dir = output_dir if output_dir is not None else self.args.output_dir
-        if state_dict is not None:
+        gathered = None
+        if state_dict is not None:  # FSDP / ZeRO-3: gathered from every process
+            gathered = {f".{k}".split(".moon_extras.", 1)[1]: v for k, v in state_dict.items() if ".moon_extras." in f".{k}"}
             state_dict = {k: v for k, v in state_dict.items() if ".moon_extras." not in f".{k}"}
         with detached_extras(self.model) as extras:
             super()._save(output_dir, state_dict=state_dict)
         if extras is not None and self.args.should_save:
-            save_extras(extras, output_dir)
+            save_extras(extras, output_dir, state=full_extras_state(extras, gathered))
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
+        if getattr(self, "is_fsdp_enabled", False):
+            # accelerate's load_fsdp_model wants every key it saved, add-ons included; their live parameters are
+            # shards (DTensors), which moon_extras.safetensors' plain tensors cannot be loaded into.
+            super()._load_from_checkpoint(resume_from_checkpoint, model=model)
+            self._restore_token_count(resume_from_checkpoint)
+            return
         with detached_extras(self.model):
             super()._load_from_checkpoint(resume_from_checkpoint, model=model)
         extras = self.moon_extras()
@@ -237,6 +268,7 @@ class MoonTrainerMixin:
             max_length = getattr(self.args, "max_length", None)
             why = f": max_length={max_length} cut every row before its first trained token; raise max_length" if max_length else ""
             raise MoonError(f"no training rows left after data preparation{why}")
+        full_state_dict_under_fsdp(self)
         try:
             return super().train(*args, **kwargs)
         except BaseException:
