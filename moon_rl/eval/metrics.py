@@ -9,11 +9,12 @@ Retrieval
 - `ranks_from_scores(scores, query_labels, corpus_labels)`: the same ranks from a ready (Q, N) score matrix
   (lexical baselines, whose vectors are sparse and vocabulary-sized).
 - `recall_at_k(ranks, k)`, `mrr(ranks)` (full, not truncated at 10), `recall_curve(ranks, max_k)`.
-- `chunked_topk(queries, corpus, k)`: top-k scores and indices, merged chunk by chunk.
+- `chunked_topk(queries, corpus, k, backend="auto")`: exact top-k scores and indices
+  (`moon_rl.eval.search`: faiss when installed, else chunked torch matmuls merged into a running top-k).
 
-Both scorers walk the corpus in chunks of `chunk_size` columns and the queries in chunks of
+The torch scorers walk the corpus in chunks of `chunk_size` columns and the queries in chunks of
 `query_chunk` rows, so the largest score block is `query_chunk x chunk_size` floats (default
-256 x 8192 x 4 bytes = 8 MiB) whatever the corpus size: a million products never build the full
+1024 x 8192 x 4 bytes = 32 MiB) whatever the corpus size: a million products never build the full
 Q x N similarity matrix. Peak extra memory is that block plus O(Q x k) for the running top-k (and, for ranks, the relevant
 (query, item) pairs: O(#pairs x D), small when groups are small).
 The embeddings themselves (N x D) are held in memory by the caller.
@@ -34,20 +35,15 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 
 from data_prep.schema import split_category
-
-DEFAULT_CHUNK = 8192
-DEFAULT_QUERY_CHUNK = 256
-
-
-def _blocks(n: int, size: int) -> Iterator[slice]:
-    for start in range(0, n, size):
-        yield slice(start, min(n, start + size))
+from moon_rl.eval.search import DEFAULT_CHUNK, DEFAULT_QUERY_CHUNK, chunked_topk  # noqa: F401 (chunked_topk: re-exported)
+from moon_rl.eval.search import block_view
+from moon_rl.eval.search import blocks as _blocks
 
 
 def _as_labels(labels: Sequence[Any] | torch.Tensor) -> torch.Tensor:
@@ -66,11 +62,10 @@ def encode_labels(*label_lists: Sequence[str]) -> list[torch.Tensor]:
     return out
 
 
-def _best_relevant_scores(queries: torch.Tensor, corpus: torch.Tensor, q_lab: torch.Tensor, c_lab: torch.Tensor, excl: torch.Tensor) -> torch.Tensor:
-    """(Q,) best score of a relevant corpus item per query (-inf for none), scoring only the relevant pairs.
+def _relevant_pairs(q_lab: torch.Tensor, c_lab: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(P,) query and (P,) corpus row of every relevant (same-label) pair, without an O(Q x N) mask.
 
-    Corpus rows are sorted by label so each query's relevant rows are one contiguous range (searchsorted);
-    the cost is O(#relevant pairs x D), not O(Q x N x D).
+    Corpus rows are sorted by label so each query's relevant rows are one contiguous range (searchsorted).
     """
     order = torch.argsort(c_lab, stable=True)
     sorted_lab = c_lab[order]
@@ -78,10 +73,15 @@ def _best_relevant_scores(queries: torch.Tensor, corpus: torch.Tensor, q_lab: to
     counts = torch.searchsorted(sorted_lab, q_lab, right=True) - lo  # (Q,) relevant items per query
     query_of = torch.repeat_interleave(torch.arange(q_lab.numel()), counts)  # (P,) one entry per relevant pair
     offset = torch.arange(query_of.numel()) - torch.repeat_interleave(counts.cumsum(0) - counts, counts)
-    rows = order[lo[query_of] + offset]  # (P,) corpus row of each pair
+    return query_of, order[lo[query_of] + offset]  # rows: (P,) corpus row of each pair
+
+
+def _best_relevant_scores(queries: torch.Tensor, corpus: torch.Tensor, query_of: torch.Tensor, rows: torch.Tensor, excl: torch.Tensor) -> torch.Tensor:
+    """(Q,) best score of a relevant corpus item per query (-inf for none), scoring only the relevant pairs:
+    O(#relevant pairs x D), not O(Q x N x D)."""
     scores = (queries[query_of] * corpus[rows]).sum(dim=-1)  # (P,)
     scores = scores.masked_fill(rows == excl[query_of], float("-inf"))
-    best = torch.full((q_lab.numel(),), float("-inf"))
+    best = torch.full((queries.size(0),), float("-inf"))
     return best.scatter_reduce(0, query_of, scores, reduce="amax")
 
 
@@ -109,15 +109,38 @@ def first_relevant_ranks(
         raise ValueError("labels must have one entry per query / corpus row")
     excl = torch.full((queries.size(0),), -1, dtype=torch.long) if exclude is None else _as_labels(exclude)
     queries, corpus = queries.float(), corpus.float()
-    best = _best_relevant_scores(queries, corpus, q_lab, c_lab, excl)
-    ahead = torch.zeros(queries.size(0), dtype=torch.long)
-    for qs in _blocks(queries.size(0), query_chunk):
+    n_q, n = queries.size(0), corpus.size(0)
+    query_of, rows = _relevant_pairs(q_lab, c_lab)
+    best = _best_relevant_scores(queries, corpus, query_of, rows, excl)
+    # The pairs never counted as ahead: the relevant items, and the excluded item where it is not relevant.
+    # Each block counts every item at or above the threshold, then takes these pairs back out, reading their
+    # scores from the same block (so the two counts agree to the bit); no (q_chunk, c_chunk) label mask.
+    own = ((excl >= 0) & (excl < n)).nonzero().squeeze(1)
+    own = own[c_lab[excl[own]] != q_lab[own]]
+    skip_q, skip_r = torch.cat([query_of, own]), torch.cat([rows, excl[own]])
+    by_row = torch.argsort(skip_r, stable=True)
+    skip_q, skip_r = skip_q[by_row], skip_r[by_row]
+    ahead = torch.zeros(n_q, dtype=torch.long)
+    buffer = torch.empty(min(query_chunk, n_q), min(chunk_size, n))  # reused score block
+    for qs in _blocks(n_q, query_chunk):
+        q = queries[qs]
         threshold = best[qs, None] - tie_tol  # (q_chunk, 1)
-        for cs in _blocks(corpus.size(0), chunk_size):
-            scores = queries[qs] @ corpus[cs].T  # (q_chunk, c_chunk)
-            cols = torch.arange(cs.start, cs.stop)
-            negative = (q_lab[qs, None] != c_lab[None, cs]) & (cols[None, :] != excl[qs, None])
-            ahead[qs] += ((scores >= threshold) & negative).sum(dim=1)
+        for cs in _blocks(n, chunk_size):
+            scores = torch.mm(q, corpus[cs].T, out=block_view(buffer, q.size(0), cs.stop - cs.start))  # (q_chunk, c_chunk)
+            # Count only in rows whose chunk maximum reaches the threshold: with a model that ranks the relevant
+            # item near the top, most chunks reach it in few rows, and a max is cheaper than a compare-and-count.
+            at_or_above = torch.zeros(q.size(0), dtype=torch.long)  # (q_chunk,)
+            hit = (scores.amax(dim=1, keepdim=True) >= threshold).squeeze(1).nonzero().squeeze(1)
+            if hit.numel() == q.size(0):
+                at_or_above += (scores >= threshold).sum(dim=1, dtype=torch.int32)
+            elif hit.numel():
+                at_or_above[hit] = (scores.index_select(0, hit) >= threshold[hit]).sum(dim=1, dtype=torch.int32).long()
+            lo, hi = torch.searchsorted(skip_r, torch.tensor([cs.start, cs.stop])).tolist()
+            pq, pr = skip_q[lo:hi], skip_r[lo:hi]  # skipped pairs in this corpus chunk
+            inside = (pq >= qs.start) & (pq < qs.stop)
+            pq, pr = pq[inside] - qs.start, pr[inside] - cs.start
+            skipped = torch.bincount(pq[scores[pq, pr] >= threshold[pq, 0]], minlength=q.size(0))
+            ahead[qs] += at_or_above - skipped
     ranks = ahead + 1
     ranks[torch.isinf(best)] = 0  # no relevant item in the corpus
     return ranks
@@ -186,38 +209,6 @@ def retrieval_summary(ranks: torch.Tensor | Sequence[int], ks: Sequence[int] = (
     out["n_queries"] = int(ranks.numel())
     out["recall_curve"] = recall_curve(ranks, curve_k)
     return out
-
-
-@torch.no_grad()
-def chunked_topk(
-    queries: torch.Tensor,
-    corpus: torch.Tensor,
-    k: int,
-    chunk_size: int = DEFAULT_CHUNK,
-    query_chunk: int = DEFAULT_QUERY_CHUNK,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(Q, D), (N, D) -> scores (Q, k') and corpus indices (Q, k'), best first, k' = min(k, N).
-
-    Each corpus chunk's own top-k is merged into the running top-k, so only a
-    `query_chunk x chunk_size` block of scores exists at a time. Ties come back in unspecified order.
-    """
-    n = corpus.size(0)
-    k = min(k, n)
-    queries, corpus = queries.float(), corpus.float()
-    all_scores = torch.empty(queries.size(0), k)
-    all_index = torch.empty(queries.size(0), k, dtype=torch.long)
-    for qs in _blocks(queries.size(0), query_chunk):
-        run_s = torch.empty(qs.stop - qs.start, 0)
-        run_i = torch.empty(qs.stop - qs.start, 0, dtype=torch.long)
-        for cs in _blocks(n, chunk_size):
-            scores = queries[qs] @ corpus[cs].T  # (q_chunk, c_chunk)
-            top_s, top_i = scores.topk(min(k, scores.size(1)), dim=1)
-            cand_s = torch.cat([run_s, top_s], dim=1)  # (q_chunk, <= 2k)
-            cand_i = torch.cat([run_i, top_i + cs.start], dim=1)
-            keep_s, pos = cand_s.topk(min(k, cand_s.size(1)), dim=1)
-            run_s, run_i = keep_s, cand_i.gather(1, pos)
-        all_scores[qs], all_index[qs] = run_s, run_i
-    return all_scores, all_index
 
 
 # ---- classification ------------------------------------------------------------------------------

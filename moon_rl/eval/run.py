@@ -50,6 +50,7 @@ class EvalConfig:
     sample_seed: int = 0  # seeds every capped sample (random whole groups / random queries and records)
     knn_k: int = 5
     chunk_size: int = 8192  # corpus rows scored at once (see moon_rl.eval.metrics)
+    search_backend: str = "auto"  # exact top-k (classification): auto (faiss when installed) | faiss | torch, moon_rl.eval.search
     ks: list[int] = dataclasses.field(default_factory=lambda: [1, 5, 10])
     curve_k: int = 50
     progress: bool = True
@@ -68,6 +69,12 @@ class EvalConfig:
                 raise MoonError(f"{name} must be >= 0 (0: no cap), got {getattr(self, name)}")
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise MoonError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        from moon_rl.eval.search import resolve_backend
+
+        try:
+            resolve_backend(self.search_backend)
+        except (ValueError, ImportError) as e:
+            raise MoonError(f"search_backend: {e}") from None
 
 
 def model_names(paths: list[str]) -> list[str]:

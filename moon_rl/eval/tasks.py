@@ -39,6 +39,7 @@ import torch
 from data_prep.schema import SPLITS_DIR, Product, RecordError, load_catalog
 from moon_rl.errors import MoonError
 from moon_rl.eval import metrics as M
+from moon_rl.eval.search import resolve_backend
 from moon_rl.inference import MoonModel, Query
 
 TASKS = ("retrieval", "classification", "attributes", "pairwise")  # pairwise: moon_rl/eval/pairwise.py
@@ -282,17 +283,19 @@ class TaskRunner:
         gold = [p.category for p in self.data.corpus]
         cats = self.data.categories
         cat_emb, _ = self._encode([Query(text=c) for c in cats], reasoning=self.cfg.query_reasoning, desc="encode categories")
-        _, top = M.chunked_topk(corpus_emb, cat_emb, 1, chunk_size=self.cfg.chunk_size)
+        _, top = M.chunked_topk(corpus_emb, cat_emb, 1, chunk_size=self.cfg.chunk_size, backend=self.cfg.search_backend)
         results: dict[str, Any] = {"zero_shot": M.level_accuracy([cats[i] for i in top[:, 0].tolist()], gold)}
         results["zero_shot"]["n_categories"] = len(cats)
+        results["zero_shot"]["search_backend"] = resolve_backend(self.cfg.search_backend)  # which exact top-k ran
         if not self.data.train:
             results["knn"] = {"skipped": "no train split to vote from"}
             return results
         train_emb, _ = self._encode(self.data.train, reasoning=self.cfg.reasoning, desc="encode train products")
-        scores, idx = M.chunked_topk(corpus_emb, train_emb, self.cfg.knn_k, chunk_size=self.cfg.chunk_size)
+        scores, idx = M.chunked_topk(corpus_emb, train_emb, self.cfg.knn_k, chunk_size=self.cfg.chunk_size, backend=self.cfg.search_backend)
         labels = [[self.data.train[j].category for j in row] for row in idx.tolist()]
         results["knn"] = M.level_accuracy(M.knn_vote(labels, scores), gold)
         results["knn"]["k"] = min(self.cfg.knn_k, len(self.data.train))
+        results["knn"]["search_backend"] = results["zero_shot"]["search_backend"]
         return results
 
     # ---- attributes --------------------------------------------------------------------------

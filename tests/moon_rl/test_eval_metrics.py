@@ -85,10 +85,34 @@ def test_chunking_does_not_change_ranks_or_topk():
         best = scores[q][rel].max()
         assert full[q] == 1 + int(((scores[q] >= best) & ~rel).sum())
     s_full, i_full = scores.topk(5, dim=1)
-    s, i = chunked_topk(queries, corpus, 5, chunk_size=6, query_chunk=4)
+    s, i = chunked_topk(queries, corpus, 5, chunk_size=6, query_chunk=4, backend="torch")
     assert torch.allclose(s, s_full) and torch.equal(i, i_full)
     s, i = chunked_topk(queries[:2], corpus[:3], 10)  # k larger than the corpus
     assert s.shape == (2, 3)
+
+
+def test_ranks_match_a_brute_force_mask_with_ties_and_exclusions():
+    # Duplicated vectors (ties across chunks), excluded items that are relevant, not relevant, or out of range.
+    gen = torch.Generator().manual_seed(3)
+    base = F.normalize(torch.randn(40, 6, generator=gen), dim=-1)
+    corpus = base[torch.randint(0, 40, (150,), generator=gen)]  # (150, 6), many exact duplicates
+    c_lab = torch.randint(0, 30, (150,), generator=gen)
+    rows = torch.randint(0, 150, (60,), generator=gen)
+    queries, q_lab = corpus[rows], c_lab[rows]
+    exclude = rows.clone()
+    exclude[::3] = torch.randint(0, 150, (20,), generator=gen)  # some exclude another item
+    exclude[1::7] = -1
+    exclude[2::11] = 10_000
+    got = first_relevant_ranks(queries, corpus, q_lab, c_lab, exclude=exclude, chunk_size=11, query_chunk=7)
+    scores = queries @ corpus.T
+    for q in range(60):
+        own = torch.arange(150) == exclude[q]
+        rel = (c_lab == q_lab[q]) & ~own
+        if not rel.any():
+            assert got[q] == 0
+            continue
+        best = scores[q][rel].max()
+        assert got[q] == 1 + int(((scores[q] >= best - 1e-6) & (c_lab != q_lab[q]) & ~own).sum()), q
 
 
 def test_recall_curve_and_summary():
