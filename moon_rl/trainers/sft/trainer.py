@@ -148,10 +148,10 @@ class MoonSFTTrainer(MoonTrainerMixin, SFTTrainer):
         return "train" if self.model.training else "eval"
 
     def _log_nll(self, loss: torch.Tensor, num_items_in_batch) -> None:
-        """The parent's loss as a per-step mean: undo its split over accumulation steps and processes."""
+        """The parent's loss as a per-step mean: undo its split over accumulation steps. Its split over processes
+        (`num_items_in_batch` counts every rank's tokens) TRL undoes itself: with `average_tokens_across_devices`
+        it multiplies by `num_processes // get_tp_size()`, so the value is already this process's token mean."""
         value = loss.detach().float()
         if num_items_in_batch is not None:
             value = value * self.current_gradient_accumulation_steps
-            if self.args.average_tokens_across_devices:
-                value = value / max(1, self.accelerator.num_processes // self.get_tp_size())
         self._metrics[self._mode()]["nll"].append(self.accelerator.gather_for_metrics(value.reshape(1)).mean().item())
