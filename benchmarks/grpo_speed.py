@@ -18,15 +18,14 @@ short ones give the contrastive term its largest share (the least flattering set
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from interleave import one_step, ready_for_steps
 from machine import machine_info
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -74,21 +73,7 @@ def build_trainer(name: str, model_dir: Path, data_dir: Path, work: Path, args):
     cls = GRPOTrainer if name == "trl" else MoonGRPOTrainer
     trainer = cls(model=model, reward_funcs=rewards, args=config, processing_class=processor,
                   train_dataset=load_from_disk(str(data_dir)), peft_config=lora_config(ModelArgs(model="x", lora_r=16, lora_dropout=0.0)))
-    trainer.create_optimizer_and_scheduler(num_training_steps=config.max_steps)
-    trainer.current_gradient_accumulation_steps = 1
-    trainer.model.train()
-    return trainer
-
-
-def one_step(trainer, inputs) -> float:
-    """One optimizer step as Trainer's loop runs it (gradient accumulation 1) on this generation batch."""
-    inputs = copy.deepcopy(inputs)
-    start = time.perf_counter()
-    trainer.training_step(trainer.model, inputs, None)
-    trainer.optimizer.step()
-    trainer.lr_scheduler.step()
-    trainer.optimizer.zero_grad()
-    return time.perf_counter() - start
+    return ready_for_steps(trainer, config.max_steps)
 
 
 def main() -> None:

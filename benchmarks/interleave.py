@@ -1,0 +1,106 @@
+"""Side-by-side timing helpers shared by the speed benchmarks (not a benchmark itself).
+
+Several contenders (trainers, encoders) take turns on the same inputs, one turn each per step, in one process,
+so that a load spike on this shared machine hits them all alike; a figure is the median over steps of the paired
+ratio (contender time / baseline time at the same step). The order of the turns is reversed every other step,
+so no contender always runs just after the same neighbour (caches, allocator state, thermal drift).
+`benchmarks/grpo_speed.py` showed the approach; its `one_step` (one optimizer step as `Trainer` runs it) now
+lives here. Each turn's wall time and CPU time are both kept (see `take_turns`). Results files are updated one
+entry at a time (`update_results`), so a long run resumes.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+
+def ready_for_steps(trainer, max_steps: int):
+    """What `Trainer.train` sets up before its first step (optimizer, schedule, train mode), so that
+    `one_step` can drive the trainer directly on inputs chosen by the benchmark."""
+    trainer.create_optimizer_and_scheduler(num_training_steps=max_steps)
+    trainer.current_gradient_accumulation_steps = 1
+    trainer.model.train()
+    return trainer
+
+
+def one_step(trainer, inputs, num_items_in_batch=None) -> float:
+    """One optimizer step as Trainer's loop runs it (gradient accumulation 1) on this batch; its seconds."""
+    inputs = copy.deepcopy(inputs)
+    start = time.perf_counter()
+    trainer.training_step(trainer.model, inputs, num_items_in_batch)
+    trainer.optimizer.step()
+    trainer.lr_scheduler.step()
+    trainer.optimizer.zero_grad()
+    return time.perf_counter() - start
+
+
+def take_turns(turns: dict[str, Callable[[int], object]], steps: int, warmup: int, label: str = "") -> dict[str, dict[str, list[float]]]:
+    """Call `turns[name](step)` for every name at every step; per name, the seconds of the steps after `warmup`:
+    {"wall": {name: [...]}, "cpu": {name: [...]}}. Wall time is what a user waits; the process's CPU time
+    (`time.process_time`, all its threads) leaves out the time other jobs on a busy machine took the cores from it."""
+    times: dict[str, dict[str, list[float]]] = {"wall": {name: [] for name in turns}, "cpu": {name: [] for name in turns}}
+    names = list(turns)
+    for step in range(warmup + steps):
+        order = names if step % 2 == 0 else names[::-1]
+        took = {}
+        for name in order:
+            wall, cpu = time.perf_counter(), time.process_time()
+            turns[name](step)
+            took[name] = (time.perf_counter() - wall, time.process_time() - cpu)
+        if step >= warmup:
+            for name in names:
+                times["wall"][name].append(took[name][0])
+                times["cpu"][name].append(took[name][1])
+        tag = "warm-up" if step < warmup else "timed"
+        print(f"{label}step {step + 1}/{warmup + steps} ({tag}), wall/cpu s: " + ", ".join(f"{n} {took[n][0]:.2f}/{took[n][1]:.2f}" for n in names), flush=True)
+    return times
+
+
+def paired_ratio(times: dict[str, list[float]], name: str, baseline: str) -> float:
+    """Median over steps of times[name][i] / times[baseline][i] (a time ratio: < 1 means `name` is faster)."""
+    return statistics.median(t / b for t, b in zip(times[name], times[baseline], strict=True))
+
+
+def time_summary(times: dict[str, list[float]]) -> dict:
+    """Median, mean and every value per name, rounded, for a results file."""
+    return {
+        "median": {n: round(statistics.median(t), 4) for n, t in times.items()},
+        "mean": {n: round(statistics.mean(t), 4) for n, t in times.items()},
+        "all": {n: [round(x, 4) for x in t] for n, t in times.items()},
+    }
+
+
+def read_results(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def update_results(path: Path, key: str, value) -> dict:
+    """Set `results[key] = value` in the JSON file at `path` and rewrite it atomically; returns the whole file."""
+    results = read_results(path)
+    results[key] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(results, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+    return results
+
+
+def code_version(root: Path) -> str | None:
+    """The commit the measured code is at (`git describe --always --dirty`), or $MOON_RL_COMMIT outside a checkout."""
+    try:
+        done = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        done = None
+    if done is not None and done.returncode == 0 and done.stdout.strip():
+        return done.stdout.strip()
+    return os.environ.get("MOON_RL_COMMIT")
