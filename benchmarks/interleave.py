@@ -12,14 +12,14 @@ entry at a time (`update_results`), so a long run resumes.
 from __future__ import annotations
 
 import copy
-import json
 import os
 import statistics
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from jsonfile import read_json, write_json
 
 
 def ready_for_steps(trainer, max_steps: int):
@@ -79,19 +79,14 @@ def time_summary(times: dict[str, list[float]]) -> dict:
 
 
 def read_results(path: Path) -> dict:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return read_json(path)
 
 
 def update_results(path: Path, key: str, value) -> dict:
     """Set `results[key] = value` in the JSON file at `path` and rewrite it atomically; returns the whole file."""
-    results = read_results(path)
+    results = read_json(path)
     results[key] = value
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(results, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
+    write_json(path, results)
     return results
 
 

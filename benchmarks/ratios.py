@@ -7,10 +7,9 @@ Row: {"figure", "ratio", "target", "direction" ("<=" or ">="), "command", "met",
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
+
+from jsonfile import read_json, write_json
 
 PATH = Path(__file__).resolve().parent / "results" / "ratios.json"
 
@@ -25,12 +24,6 @@ def record(figure: str, ratio: float, target: float, direction: str, command: st
     """Write (or replace) the row named `figure`; returns it. Atomic: a crash never leaves half a file."""
     row = {"figure": figure, "ratio": round(float(ratio), 4), "target": target, "direction": direction,
            "command": command, "met": met(float(ratio), target, direction), **details}
-    rows = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
-    rows = [r for r in rows if r.get("figure") != figure] + [row]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(rows, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
+    rows = [r for r in read_json(path, empty=[]) if r.get("figure") != figure] + [row]
+    write_json(path, rows)
     return row
