@@ -24,8 +24,16 @@ from jsonfile import read_json, write_json
 
 
 def ready_for_steps(trainer, max_steps: int):
-    """What `Trainer.train` sets up before its first step (optimizer, schedule, train mode), so that
-    `one_step` can drive the trainer directly on inputs chosen by the benchmark."""
+    """What `Trainer.train` sets up before its first step (activation checkpointing, optimizer, schedule, train
+    mode), so that `one_step` can drive the trainer directly on inputs chosen by the benchmark.
+
+    Activation checkpointing is switched on inside `Trainer.train` (transformers 5.24), not at construction:
+    a benchmark that skips `train()` must do it itself, as here, with the same keyword handling."""
+    args = trainer.args
+    if args.activation_checkpointing:
+        kwargs = dict(args.activation_checkpointing_kwargs or {})
+        every_n_layers, offload = kwargs.pop("every_n_layers", 1), kwargs.pop("offload", False)
+        trainer.model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs or None, every_n_layers=every_n_layers, offload=offload)
     trainer.create_optimizer_and_scheduler(num_training_steps=max_steps)
     trainer.current_gradient_accumulation_steps = 1
     trainer.model.train()

@@ -1,8 +1,8 @@
 """Where a GRPO step's time goes, trl.GRPOTrainer vs MoonGRPOTrainer (contrastive on), SmolLM2-135M + LoRA:
 torch.profiler over one step of each, on the same generation batch, in ONE process.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/profile_grpo_135m.py                      # L64 x G4, checkpointing
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/profile_grpo_135m.py --length 128 --group 2 --no-checkpointing
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/profile_grpo_135m.py                      # L64 x G4
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/profile_grpo_135m.py --length 128 --group 2 --checkpointing
 
 The trainers, data and forced-length rollouts are `speed_135m.py`'s (`grpo_trainer`, `prepared`). Each side runs
 `--warmup` untimed steps, then `--steps` profiled ones (turns alternate as in `interleave.take_turns`). Written to
@@ -108,7 +108,7 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=64, help="max_completion_length (rollouts forced to it)")
     parser.add_argument("--group", type=int, default=4, help="num_generations")
     parser.add_argument("--prompts", type=int, default=2)
-    parser.add_argument("--checkpointing", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--checkpointing", action=argparse.BooleanOptionalAction, default=False)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--top", type=int, default=12, help="ops listed by |moon - trl| self CPU time")

@@ -19,8 +19,8 @@ other step, so a load spike on this shared machine hits all alike; a figure is t
   pooling + residual enhancement; the GRPO recipe's shape (4 prompts x 2 rollouts, 64 tokens, DAPO, beta 0).
 - scaling: trl vs moon contrastive (mean) for completion length x group size; 2 prompts per step and few steps
   (2 timed + 1 warm-up by default: a table cheap enough for 2 CPU cores, so each cell is noisier than the rows
-  above); activation checkpointing on both sides (`--no-scaling-checkpointing` to turn it off), which keeps the
-  16 x 450-token cells within this machine's memory.
+  above); no activation checkpointing unless `--scaling-checkpointing` (both sides; the 256-token x 8-rollout
+  cell needs it to fit this machine's 24 GiB). Each cell records whether checkpointing ran, read off the models.
 Measure: every turn's wall time and CPU time (`time.process_time`) are kept; the ratio rows use CPU time, the
 wall-time ratio is recorded beside it. With one torch thread per process, a turn's CPU time is its wall time on
 an idle core; on this shared 2-core machine (load often 2-4) the wall time of a 20-40 s step also holds whatever
@@ -199,6 +199,9 @@ def grpo_times(names, grpo_dir: Path, work: Path, *, prompts: int, group: int, l
     data = load_from_disk(str(grpo_dir))
     trainers = {name: grpo_trainer(name, data, work, prompts=prompts, group=group, length=length, max_steps=steps + warmup,
                                    checkpointing=checkpointing) for name in names}
+    applied = {name: t.model.get_base_model().is_activation_checkpointing for name, t in trainers.items()}
+    if any(on != checkpointing for on in applied.values()):  # the label of a cell must be what ran
+        raise RuntimeError(f"activation checkpointing asked {checkpointing}, applied {applied}")
     # Generation batches (rows repeated per rollout) in the group-packed order moon-rl's sampler draws.
     batches = list(itertools.islice(iter(trainers["contrastive"].get_train_dataloader()), steps + warmup))
 
@@ -272,7 +275,8 @@ def main() -> None:
     parser.add_argument("--scaling-prompts", type=int, default=2)
     parser.add_argument("--scaling-steps", type=int, default=2)
     parser.add_argument("--scaling-warmup", type=int, default=1)
-    parser.add_argument("--scaling-checkpointing", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--scaling-checkpointing", action=argparse.BooleanOptionalAction, default=False,
+                        help="activation checkpointing in the scaling cells (what the 256 x 8 cell needs to fit in 24 GiB)")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "speed_135m", help="prepared data (kept between runs)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--ratios", type=Path, default=RATIOS, help="where the ratio rows go (ratios.record)")
