@@ -27,7 +27,7 @@ import os
 import sys
 from pathlib import Path
 
-from interleave import code_version, paired_ratio, read_results, take_turns, time_summary, update_results
+from interleave import code_version, paired_ratio, read_results, take_turns, threads_and_command, time_summary, update_results
 from machine import machine_info
 from ratios import PATH as RATIOS
 from ratios import record
@@ -181,12 +181,9 @@ def main() -> None:
     parser.add_argument("--ratios", type=Path, default=RATIOS, help="where the ratio rows go (ratios.record)")
     args = parser.parse_args()
 
-    import torch
-
     import moon_rl
 
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    command = "OMP_NUM_THREADS=%d python benchmarks/encode_135m.py %s" % (torch.get_num_threads(), " ".join(sys.argv[1:]))
+    command = threads_and_command("encode_135m.py")
     done = read_results(args.out)
     for name in args.phases:
         if name in done and not args.force:

@@ -23,6 +23,17 @@ from pathlib import Path
 from jsonfile import read_json, write_json
 
 
+def threads_and_command(script: str) -> str:
+    """Set torch's threads from OMP_NUM_THREADS (1 by default) and return the command line that reproduces
+    this run, as a results file records it."""
+    import sys
+
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    return "OMP_NUM_THREADS=%d python benchmarks/%s %s" % (torch.get_num_threads(), script, " ".join(sys.argv[1:]))
+
+
 def ready_for_steps(trainer, max_steps: int):
     """What `Trainer.train` sets up before its first step (activation checkpointing, optimizer, schedule, train
     mode), so that `one_step` can drive the trainer directly on inputs chosen by the benchmark.

@@ -380,7 +380,8 @@ def scaling_section(speed: dict | None, profile: dict | None) -> list[str]:
     groups = sorted({c["num_generations"] for c in cells.values()})
     lines = ["## GRPO step time as completion length and group size grow (SmolLM2-135M + LoRA, CPU)", "",
              f"`OMP_NUM_THREADS=1 python benchmarks/speed_135m.py --phases scaling` (each cell's own command in the results file): {any_cell['prompts_per_step']} prompts per step, every rollout "
-             "forced to the full length, no activation checkpointing except in cells marked (ckpt), "
+             "forced to the full length, no activation checkpointing except in cells marked (ckpt); (contended): another "
+             "benchmark ran on the other core (the cell's `concurrent` field), "
              f"{any_cell['timed_steps']} timed steps after {any_cell['warmup_steps']} warm-up per cell, trl.GRPOTrainer and "
              "MoonGRPOTrainer (contrastive on, pooling mean) in turns in one process, one torch thread. "
              "Cell: median CPU seconds per step, TRL / moon-rl (paired ratio). Few steps per cell: read the trend, "
@@ -395,7 +396,7 @@ def scaling_section(speed: dict | None, profile: dict | None) -> list[str]:
                 row.append("not measured")
                 continue
             med = c["cpu_seconds"]["median"]
-            ckpt = " (ckpt)" if c["activation_checkpointing"] else ""
+            ckpt = (" (ckpt)" if c["activation_checkpointing"] else "") + (" (contended)" if c.get("concurrent") else "")
             row.append(f"{med['trl']:.1f} / {med['contrastive']:.1f} ({c['ratios']['cpu']:.3f}){ckpt}")
         lines.append(f"| {length} | " + " | ".join(row) + " |")
     lines.append("")

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from interleave import code_version, read_results, update_results
+from interleave import code_version, read_results, threads_and_command, update_results
 from machine import machine_info
 from speed_135m import ROOT, grpo_trainer, prepared
 
@@ -124,8 +124,7 @@ def main() -> None:
     import torch
     from datasets import load_from_disk
 
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    command = "OMP_NUM_THREADS=%d python benchmarks/profile_grpo_135m.py %s" % (torch.get_num_threads(), " ".join(sys.argv[1:]))
+    command = threads_and_command("profile_grpo_135m.py")
     label_regions()
     _, grpo_dir = prepared(args.work)
     data = load_from_disk(str(grpo_dir))

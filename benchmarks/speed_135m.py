@@ -41,7 +41,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from interleave import code_version, one_step, paired_ratio, read_results, ready_for_steps, take_turns, time_summary, update_results
+from interleave import code_version, one_step, paired_ratio, read_results, ready_for_steps, take_turns, threads_and_command, time_summary, update_results
 from machine import machine_info
 from ratios import PATH as RATIOS
 from ratios import record
@@ -282,10 +282,7 @@ def main() -> None:
     parser.add_argument("--ratios", type=Path, default=RATIOS, help="where the ratio rows go (ratios.record)")
     args = parser.parse_args()
 
-    import torch
-
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    command = "OMP_NUM_THREADS=%d python benchmarks/speed_135m.py %s" % (torch.get_num_threads(), " ".join(sys.argv[1:]))
+    command = threads_and_command("speed_135m.py")
     sft_dir, grpo_dir = prepared(args.work)
     done = read_results(args.out)
     with tempfile.TemporaryDirectory(prefix="moon-speed-135m-") as tmp:
