@@ -24,20 +24,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
 from interleave import code_version, paired_ratio, read_results, take_turns, threads_and_command, time_summary, update_results
 from machine import machine_info
 from ratios import PATH as RATIOS
 from ratios import record
+from speed_135m import MODEL, ROOT  # importing it also sets the offline env and puts the repo on sys.path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results" / "encode_135m.json"
-MODEL = ROOT / "runs" / "models" / "smollm2-135m-instruct"
 FIGURES = {  # phase: (figure, target, direction, note)
     "no_reasoning": ("`encode` embeddings/s without reasoning / a raw batched forward + pooling of the same model", 0.90, ">=", None),
     "reasoning": ("`encode` with reasoning / plain `model.generate` with the same settings + one forward", 0.90, ">=", None),

@@ -6,24 +6,21 @@ torch.profiler over one step of each, on the same generation batch, in ONE proce
 
 The trainers, data and forced-length rollouts are `speed_135m.py`'s (`grpo_trainer`, `prepared`). Each side runs
 `--warmup` untimed steps, then `--steps` profiled ones (turns alternate as in `interleave.take_turns`). Written to
-benchmarks/results/profile_grpo_135m.json under the shape's key: per side, the CPU time of the step, of the
-phases TRL itself labels (`record_function` regions in GRPOTrainer: generation, scoring, loss), and of moon-rl's
-own regions (labelled here around the contrastive term's functions); and the aten ops whose self CPU time differs
-most between the two sides. The figure to read is `moon_minus_trl` (`compare`): the seconds moon-rl's own code adds, and where.
+benchmarks/results/profile_grpo_135m.json under the shape's key: per side, the CPU time of the step, of TRL's
+phases (generation, scoring, log-probs, loss, backward) and of moon-rl's overrides and helpers, each wrapped here
+in a `record_function` label (`REGIONS`); and the aten ops whose self CPU time differs most between the sides. The figure to read is `moon_minus_trl` (`compare`): the seconds moon-rl's own code adds, and where.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from interleave import code_version, read_results, threads_and_command, update_results
+from interleave import code_version, one_step, read_results, threads_and_command, update_results
 from machine import machine_info
 from speed_135m import ROOT, grpo_trainer, prepared
 
@@ -67,24 +64,17 @@ def label_regions() -> None:
 
 
 def profile_turn(trainer, batch) -> tuple[float, float, list]:
-    """(wall s, cpu s, key averages) of one optimizer step under torch.profiler."""
-    import copy
-
+    """(wall s, cpu s, key averages) of one optimizer step (`interleave.one_step`) under torch.profiler."""
     import torch
 
-    inputs = copy.deepcopy(batch)
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         wall, cpu = time.perf_counter(), time.process_time()
-        trainer.training_step(trainer.model, inputs, None)
-        with torch.profiler.record_function("optimizer.step"):
-            trainer.optimizer.step()
-        trainer.lr_scheduler.step()
-        trainer.optimizer.zero_grad()
+        one_step(trainer, batch)
         took = (time.perf_counter() - wall, time.process_time() - cpu)
     return took[0], took[1], prof.key_averages()
 
 
-LABELS = {r[3] for r in REGIONS} | {"optimizer.step"}
+LABELS = {r[3] for r in REGIONS}
 
 
 def summarize(events) -> dict:
@@ -138,9 +128,7 @@ def main() -> None:
             for n in names if step % 2 == 0 else names[::-1]:
                 torch.manual_seed(step)
                 if step < args.warmup:
-                    with contextlib.redirect_stdout(sys.stderr):
-                        trainers[n].training_step(trainers[n].model, batch, None)
-                    trainers[n].optimizer.zero_grad()
+                    one_step(trainers[n], batch)
                     continue
                 wall, cpu, events = profile_turn(trainers[n], batch)
                 runs[n].append({"wall_s": round(wall, 3), "cpu_s": round(cpu, 3), **summarize(events)})
