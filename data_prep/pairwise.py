@@ -192,6 +192,51 @@ def _features(with_images: bool):
     return Features(cols)
 
 
+def image_folders(pairs_file: str | Path) -> list[Path]:
+    """The folders beside a pairs file that hold its images: the first folder of every relative image path
+    (`img/a.jpg` -> FOLDER/img). Read leniently: a bad line or path is `read_pairs`' to name."""
+    pairs_file = Path(pairs_file)
+    root, found = pairs_file.parent, set()
+    try:
+        lines = pairs_file.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+    for text in lines:
+        try:
+            raw = json.loads(text)
+        except ValueError:
+            continue
+        for key in ("a", "b"):
+            cand = raw.get(key) if isinstance(raw, dict) else None
+            rel = cand.get("image") if isinstance(cand, dict) else None
+            parts = Path(rel).parts if isinstance(rel, str) else ()
+            if len(parts) > 1 and not Path(rel).is_absolute() and parts[0] not in ("..", "."):
+                found.add(root / parts[0])
+    return sorted(found)
+
+
+def check_pairs_output(out: str | Path, pairs_file: str | Path, flag: str = "--pairs") -> None:
+    """An output written from a pairs file goes to a new folder, beside the file if the user likes (the common
+    case: `--pairs data/pairs.jsonl --out data/pairs-ds`); never the file itself, nor the folder that holds it
+    (the dataset would mix with the pairs and their images), nor into or around a folder of its images."""
+    out_path, pairs_file = Path(out).expanduser().resolve(), Path(pairs_file).expanduser()
+    folder = pairs_file.parent.resolve()
+    if out_path == folder:
+        raise DataPrepError(
+            f"--out {out}: is the folder of the pairs file {flag} {pairs_file}, where the output would mix with the pairs "
+            f"and their images; write it to a new folder, e.g. --out {pairs_file.parent / (pairs_file.stem + '-ds')}"
+        )
+    if out_path == pairs_file.resolve() or pairs_file.resolve().is_relative_to(out_path):
+        what = "is" if out_path == pairs_file.resolve() else "holds"
+        raise DataPrepError(f"--out {out}: {what} the pairs file {flag} {pairs_file}; write the output to a new folder (beside the file is fine)")
+    for images in image_folders(pairs_file):
+        if out_path.is_relative_to(images.resolve()) or images.resolve().is_relative_to(out_path):
+            raise DataPrepError(
+                f"--out {out}: {'lies inside' if out_path.is_relative_to(images.resolve()) else 'holds'} {images}, which "
+                f"holds the images of {flag} {pairs_file}; write the output to a new folder outside it"
+            )
+
+
 def prepare_pairwise(
     pairs_file: str | Path,
     out_dir: str | Path | None = None,

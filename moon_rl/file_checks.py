@@ -13,9 +13,12 @@ where (the file) and how to fix it. Paths read from a catalog's records have the
 - `check_safetensors(file)`: header length, header JSON and every tensor's byte range, without reading the
   tensors; a pickle or zip given where safetensors is expected is named as such, never unpickled.
 - `check_torch_file(file)`: HF's resume files (optimizer.pt, scheduler.pt, rng_state.pth) must be torch's zip
-  format; they are then read by transformers with `torch.load(weights_only=True)`.
+  format and load with `torch.load(weights_only=True)`, as transformers will load them: a file whose pickle
+  would run code (a global torch's safe loader refuses) is named here, never loaded.
 - `check_output(out, inputs)`: `--out` is no existing file, and neither one of the inputs, inside one, nor
   holding one.
+- `check_fresh_output(out, allow)`: a non-empty `--out` must hold what moon-rl wrote there (a run, an export,
+  an eval report; `written_by_moon_rl`), unless the command's flag (`--overwrite-output`) allows it.
 - `save_failure(err, path, run_dir)`: a full disk, a quota or a permission error while saving as one line that
   names the path and the newest complete checkpoint, or None for other errors.
 """
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import errno
 import json
+import re
 import struct
 import zipfile
 from pathlib import Path
@@ -101,8 +105,9 @@ def check_safetensors(path: str | Path) -> None:
             )
 
 
-def check_torch_file(path: str | Path) -> None:
-    """An HF resume file (optimizer.pt, ...) must be torch's zip format; anything else is named, not loaded."""
+def check_torch_file(path: str | Path, numpy_ok: bool = False) -> None:
+    """An HF resume file (optimizer.pt, ...) must be torch's zip format and safe to unpickle; anything else is
+    named, not loaded. `numpy_ok`: numpy's arrays and dtypes may appear (rng_state.pth, as transformers allows)."""
     path = Path(path)
     if not path.is_file():
         return
@@ -120,6 +125,37 @@ def check_torch_file(path: str | Path) -> None:
         raise MoonError(f"{path}: corrupt torch checkpoint file ({err}); resume from another checkpoint") from None
     if bad is not None or not any(n.endswith("data.pkl") for n in names):
         raise MoonError(f"{path}: corrupt torch checkpoint file (damaged member {bad!r}); resume from another checkpoint")
+    _check_safe_unpickling(path, numpy_ok)
+
+
+def _check_safe_unpickling(path: Path, numpy_ok: bool) -> None:
+    """Load `path` the way transformers will on resume (`weights_only=True`; numpy allowed for rng_state.pth), with
+    the tensors memory-mapped rather than read. torch's safe unpickler refuses any global it does not know, before
+    calling it, so a pickle that would run code is named here in one line instead of torch's page-long error."""
+    import contextlib
+    import pickle
+
+    import torch
+
+    allowed = contextlib.nullcontext()
+    if numpy_ok:
+        from transformers.trainer_pt_utils import safe_globals
+
+        allowed = safe_globals()
+    way_out = f"delete {path.parent} and resume from an earlier checkpoint (--resume {path.parent.parent}/checkpoint-N), or start without --resume"
+    try:
+        with allowed:
+            torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"GLOBAL ([\w.]+)", str(err))
+        what = f"would call {found.group(1)}" if found else "holds objects other than tensors"
+        raise MoonError(
+            f"{path}: not loaded: its pickle {what} when loaded, which no checkpoint that moon-rl or transformers "
+            f"writes does (the file was replaced or tampered with); {way_out}"
+        ) from None
+    except Exception as err:  # noqa: BLE001 - any other failure to read it is a corrupt file, named the same way
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise MoonError(f"{path}: corrupt torch checkpoint file ({first}); {way_out}") from None
 
 
 def _weights_files(folder: Path) -> tuple[list[Path], list[Path]]:
@@ -279,6 +315,42 @@ def check_output(out: str | Path, inputs: dict[str, str | Path | None], flag: st
             raise MoonError(f"{flag} {out}: lies inside {name} {value}; write the output to a folder outside it")
         if source.is_relative_to(target):
             raise MoonError(f"{flag} {out}: holds {name} {value}; write the output to a folder that does not contain it")
+
+
+# What a run writes before its first checkpoint is marked complete (an interrupted first save, TensorBoard's logs).
+_RUN_SCRATCH = re.compile(r"^(checkpoint-\d+|runs)$")
+
+
+def written_by_moon_rl(folder: str | Path) -> bool:
+    """Does `folder` hold what a moon-rl command wrote there? A run or an export (`moon_rl.json`), a run whose final
+    save was cut short (`moon_rl_saving`), a checkpoint marked complete, an eval report (metrics.json beside
+    report.md), or only what a run writes before its first checkpoint completes (checkpoint-N/, runs/)."""
+    from moon_rl.trainers.checkpoints import SAVING, complete_checkpoints
+
+    folder = Path(folder)
+    names = {p.name for p in folder.iterdir()}
+    if "moon_rl.json" in names or SAVING in names or complete_checkpoints(folder):
+        return True
+    if {"metrics.json", "report.md"} <= names:
+        return True
+    return all(_RUN_SCRATCH.match(name) and (folder / name).is_dir() for name in names)
+
+
+def check_fresh_output(out: str | Path, allow: bool = False, flag: str = "--overwrite-output", out_flag: str = "--out") -> None:
+    """`out` is absent, empty, or holds what moon-rl wrote there (`written_by_moon_rl`: `--resume latest` and a
+    re-run into the same folder keep working); a folder of other files is refused unless `allow` (the command's
+    `flag`), so a run never mixes its files into, or replaces files of, a folder the user keeps something else in.
+    Every command with an `--out` folder calls it (sft, grpo, eval; export-adapter has its own `--force` rule,
+    `check_export_target`)."""
+    out = Path(out).expanduser()
+    if allow or not out.is_dir() or not any(out.iterdir()) or written_by_moon_rl(out):
+        return
+    held = sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir())
+    shown = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
+    raise MoonError(
+        f"{out_flag} {out}: is a non-empty folder that moon-rl did not write (it holds {shown}); choose a new or empty "
+        f"folder, or pass {flag} to write into it anyway (files with the names moon-rl writes are replaced)"
+    )
 
 
 def check_export_target(out: Path, force: bool, source: str | Path | None = None) -> None:

@@ -29,7 +29,7 @@ from reward_fns.guard import Violation, find_violations, sample_args
 from reward_fns.parsing import load_json_field
 from reward_fns.registry import resolve_reward
 
-__all__ = ["CheckReport", "check_reward", "format_report", "load_completions_file", "synthesize_completions"]
+__all__ = ["CheckReport", "check_reward", "failure_line", "format_report", "load_completions_file", "synthesize_completions"]
 
 EMBED_DIM = 32
 HUGE_CHARS = 200_000
@@ -43,6 +43,7 @@ class CheckReport:
     kinds: list[str]  # variant name of each completion
     values: list[Any]  # what the reward returned (None when it raised)
     violations: list[Violation]
+    spec: str = ""  # as given on the command line (FILE.py:FUNC, a built-in name, ...)
 
     @property
     def ok(self) -> bool:
@@ -197,15 +198,16 @@ def check_reward(
                 fn(**sample_args((), inputs, n, i)[1])
             except Exception as one_err:
                 violations.append(Violation(i, "exception", f"{type(one_err).__name__}: {one_err}"))
-        return CheckReport(getattr(fn, "__name__", spec), weight, rows, kinds, [None] * n, violations)
+        return CheckReport(getattr(fn, "__name__", spec), weight, rows, kinds, [None] * n, violations, spec)
     violations = find_violations(values, n)
     if any(v.index is None for v in violations):
         values = [None] * n
-    return CheckReport(getattr(fn, "__name__", spec), weight, rows, kinds, list(values), violations)
+    return CheckReport(getattr(fn, "__name__", spec), weight, rows, kinds, list(values), violations, spec)
 
 
 def format_report(report: CheckReport) -> str:
-    """A per-variant summary table, then every violation (with row and variant)."""
+    """A per-variant summary table, then the ok line or every violation (with row and variant); a failed check
+    is summed up by `failure_line`."""
     lines = [
         f"reward {report.reward!r} (weight {report.weight:g}) on {len(report.values)} completions "
         f"from {len(set(report.rows))} rows",
@@ -231,16 +233,40 @@ def format_report(report: CheckReport) -> str:
         return "\n".join(lines)
     lines.append(f"{len(report.violations)} contract violation(s):")
     for v in report.violations[:20]:
-        where = "" if v.index is None else f" (row {report.rows[v.index]}, variant {report.kinds[v.index]})"
-        lines.append(f"  {v}{where}")
+        lines.append(f"  {v}{_where(report, v)}")
     if len(report.violations) > 20:
         lines.append(f"  ... and {len(report.violations) - 20} more")
-    # The last line sums it all up, so a long list never ends the output mid-thought.
-    n = len(report.values)
-    whole = " (the call as a whole failed)" if any(v.index is None for v in report.violations) else ""
-    lines.append(
-        f"FAILED: reward {report.reward!r} broke the contract {len(report.violations)} time(s), on {len(bad_at)} of "
-        f"{n} completions from {len(set(report.rows))} rows{whole}; a reward must return one finite float or None "
-        "per completion"
-    )
     return "\n".join(lines)
+
+
+def _where(report: CheckReport, v: Violation) -> str:
+    return "" if v.index is None else f" (row {report.rows[v.index]}, variant {report.kinds[v.index]})"
+
+
+def _first_fault(report: CheckReport) -> str:
+    """The reward's own words for what went wrong first: its exception, the wrong length or type, or the first
+    offending value with its dataset row."""
+    first = report.violations[0]
+    if first.kind == "exception":
+        alone = next((v for v in report.violations if v.index is not None), None)
+        where = f"; alone it fails on row {report.rows[alone.index]} (variant {report.kinds[alone.index]})" if alone else ""
+        text = f"it raised {first.detail}{where}" if first.index is None else f"it raised {first.detail}{_where(report, first)}"
+    elif first.index is None:  # a wrong length or type of the whole result
+        text = f"it {first.detail}" if first.detail.startswith("returned") else f"its result: {first.detail}"
+    else:
+        text = f"first bad value on row {report.rows[first.index]} (variant {report.kinds[first.index]}): {first.kind} {first.detail}"
+    return " ".join(text.split())  # one line, whatever the reward's exception message holds
+
+
+def failure_line(report: CheckReport) -> str:
+    """One line summing up a failed check (the CLI prints it as `error: ...`, last): the reward, how often it broke
+    the contract, the first fault in its own words (exception, value and row), and the fix."""
+    n = len(report.values)
+    bad = len({v.index for v in report.violations if v.index is not None})
+    whole = "the call as a whole failed" if any(v.index is None for v in report.violations) else f"on {bad} of {n} completions"
+    given = f" ({report.spec})" if report.spec and report.spec != report.reward else ""
+    return (
+        f"reward {report.reward!r}{given} broke the reward contract {len(report.violations)} time(s) ({whole}, "
+        f"{n} completions from {len(set(report.rows))} rows): {_first_fault(report)}; fix the reward so that it "
+        "returns one finite float or None per completion (or train with --reward-errors skip to score such samples None)"
+    )

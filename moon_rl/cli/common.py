@@ -60,12 +60,20 @@ def run_guarded(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         raise typer.Exit(130)
 
 
-def check_training_output(out: str | Path, data: str | Path, model_args: Any) -> None:
+def check_training_output(out: str | Path, data: str | Path, model_args: Any, overwrite_output: bool = False) -> None:
     """`sft` / `grpo --out`: not a file, and not the --data or --model folder, inside one or holding one
-    (a run writes checkpoints and final weights into it)."""
-    from moon_rl.file_checks import check_output
+    (a run writes checkpoints and final weights into it); a non-empty folder only when it holds an earlier
+    moon-rl output (`--resume latest`, a re-run) or `--overwrite-output` is given."""
+    from moon_rl.file_checks import check_fresh_output, check_output
 
     check_output(out, {"--data": data, "--model": model_args.model, "--base-model": model_args.base_model})
+    check_fresh_output(out, allow=overwrite_output)
+
+
+OVERWRITE_OUTPUT_HELP = (
+    "Write into a non-empty --out that holds no earlier moon-rl output (files with the names moon-rl writes are "
+    "replaced; others stay). Without it such a folder is refused."
+)
 
 
 def guarded(fn: F) -> F:

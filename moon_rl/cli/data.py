@@ -167,10 +167,12 @@ def _prepare_pairwise(
         raise MoonError("--task pairwise reads --pairs only; --catalog and --source do not apply")
     if on_error not in ("stop", "skip"):
         raise MoonError(f"--on-error {on_error!r}: choose 'stop' or 'skip'")
+    from data_prep.pairwise import check_pairs_output
     from moon_rl.file_checks import check_output
 
-    # The pairs file's folder holds its images (they must stay under it): the output goes outside it.
-    check_output(out, {"--pairs": pairs, "the pairs file's folder": pairs.parent})
+    # A new folder beside the pairs file is fine; the file, its folder and the folders of its images are inputs.
+    check_output(out, {"--pairs": pairs})
+    check_pairs_output(out, pairs)
     report: dict = {}
     datasets = prepare_pairwise(pairs, out, with_images=images, on_error=on_error, report=report)
     summary = {"out": {name: str(out / name) for name in datasets}, "task": "pairwise", "rows": len(datasets["sft"]),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import typer
 
-from moon_rl.cli.common import run_guarded
+from moon_rl.cli.common import OVERWRITE_OUTPUT_HELP, run_guarded
 
 
 def _run(config: Path | None, overrides: list[str], fixed: dict) -> None:
@@ -48,6 +48,7 @@ def eval_command(
     query_reasoning: bool = typer.Option(None, "--query-reasoning/--no-query-reasoning", help="Same for queries and category names (default on)."),
     device: str = typer.Option(None, "--device", help="torch device (default cpu)."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow model folders / hub repos to run their own Python code (off by default)."),
+    overwrite_output: bool = typer.Option(False, "--overwrite-output", help=OVERWRITE_OUTPUT_HELP),
     config: Path = typer.Option(None, "--config", help="YAML file setting EvalConfig fields."),
     overrides: list[str] = typer.Option(None, "--set", help="KEY=VALUE for any EvalConfig field (repeatable)."),
 ) -> None:
@@ -70,6 +71,7 @@ def eval_command(
         "query_reasoning": query_reasoning,
         "device": device,
         "trust_remote_code": True if trust_remote_code else None,
+        "overwrite_output": True if overwrite_output else None,
     }
     run_guarded(_run, config, overrides or [], fixed)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import typer
 
-from moon_rl.cli.common import check_training_output, run_guarded
+from moon_rl.cli.common import OVERWRITE_OUTPUT_HELP, check_training_output, run_guarded
 from moon_rl.errors import MoonError
 
 
@@ -56,7 +56,7 @@ def _grpo(opts: dict) -> None:
         if code:
             raise typer.Exit(code)
         return
-    check_training_output(cfg.output_dir, opts["data"], model_args)
+    check_training_output(cfg.output_dir, opts["data"], model_args, opts["overwrite_output"])
     main_process = int(os.environ.get("RANK", "0")) == 0
     resume = resolve_resume(cfg.output_dir, opts["resume"])
     check_resume_files(resume)  # a corrupt optimizer.pt / adapter: one line naming it, before anything loads
@@ -109,6 +109,7 @@ def register(app: typer.Typer) -> None:
         trust_remote_code: bool = typer.Option(
             False, "--trust-remote-code", help="Allow the model folder / hub repo to run its own Python code (off by default)."
         ),
+        overwrite_output: bool = typer.Option(False, "--overwrite-output", help=OVERWRITE_OUTPUT_HELP),
     ) -> None:
         """Joint GRPO + contrastive training of the reasoning policy and its embedding head (MOON3.0 step two)."""
         opts = dict(
@@ -116,6 +117,7 @@ def register(app: typer.Typer) -> None:
             load_in_4bit=load_in_4bit, max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size,
             num_generations=num_generations, seed=seed, resume=resume, use_vllm=use_vllm, vllm_mode=vllm_mode,
             num_processes=num_processes, accelerate_config=accelerate_config, trust_remote_code=trust_remote_code,
+            overwrite_output=overwrite_output,
         )
         run_guarded(_grpo, opts)
 

@@ -5,7 +5,8 @@
     moon-rl rewards check my_rewards.py:brand_match --data data/grpo --completions samples.jsonl
 
 `check` exits 1 when the reward breaks the contract (wrong length, wrong types, non-finite values,
-exceptions) and 2 on a usage error. The checks themselves live in `reward_fns.check`.
+exceptions), ending on one `error:` line with the reward's exception or first bad value and its row; 2 on a
+usage error. The checks themselves live in `reward_fns.check`.
 """
 
 from __future__ import annotations
@@ -63,10 +64,12 @@ def check(
     """Run a reward on sample completions and report contract violations; exit 1 if there are any."""
 
     def run() -> bool:
-        from reward_fns.check import check_reward, format_report
+        from reward_fns.check import check_reward, failure_line, format_report
 
         report = check_reward(spec, data, completions_file=completions, max_rows=rows, seed=seed)
         typer.echo(format_report(report))
+        if not report.ok:  # last, on stderr: the one line that says what broke, where, and the fix
+            typer.echo(f"error: {failure_line(report)}", err=True)
         return report.ok
 
     if not run_guarded(run):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import typer
 
-from moon_rl.cli.common import run_guarded
+from moon_rl.cli.common import OVERWRITE_OUTPUT_HELP, run_guarded
 
 
 def _sft(
@@ -33,6 +33,7 @@ def _sft(
     seed: int | None,
     resume: str | None,
     trust_remote_code: bool = False,
+    overwrite_output: bool = False,
 ) -> None:
     from moon_rl.trainers.checkpoints import check_resume_files, resolve_resume
     from moon_rl.cli.common import check_training_output
@@ -55,7 +56,7 @@ def _sft(
         seed=seed,
         trust_remote_code=True if trust_remote_code else None,
     )
-    check_training_output(cfg.output_dir, data, model_args)
+    check_training_output(cfg.output_dir, data, model_args, overwrite_output)
     resume = resolve_resume(cfg.output_dir, resume)
     check_resume_files(resume)  # a corrupt optimizer.pt / adapter: one line naming it, before anything loads
     if resume is not None:
@@ -86,9 +87,10 @@ def register(app: typer.Typer) -> None:
         trust_remote_code: bool = typer.Option(
             False, "--trust-remote-code", help="Allow the model folder / hub repo to run its own Python code (off by default)."
         ),
+        overwrite_output: bool = typer.Option(False, "--overwrite-output", help=OVERWRITE_OUTPUT_HELP),
     ) -> None:
         """Supervised cold start: reasoning-trace SFT + contrastive embedding head (MOON3.0 step one)."""
         run_guarded(
             _sft, model, data, out, config, sets, lora, load_in_4bit, max_steps, epochs, learning_rate, batch_size, seed, resume,
-            trust_remote_code,
+            trust_remote_code, overwrite_output,
         )

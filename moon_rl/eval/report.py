@@ -88,7 +88,10 @@ def sampling_lines(sampling: dict[str, Any] | None) -> list[str]:
 
 def markdown_report(metrics: dict[str, Any], plots: dict[str, str]) -> str:
     models: dict[str, Any] = metrics["models"]
-    out = [f"# moon-rl eval: {metrics.get('data', '')}", ""]
+    title = f"# moon-rl eval: {metrics.get('data', '')}"
+    if metrics.get("held_out") is False:  # said first: every number below includes products the model trained on
+        title += " (no held-out split: the whole catalog, training products included, was evaluated)"
+    out = [title, ""]
     out += [f"- **{n}**: `{m.get('path')}` ({m.get('kind')})" for n, m in models.items()]
     for name, b in metrics.get("baselines", {}).items():
         if "retrieval" in b:

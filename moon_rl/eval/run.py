@@ -40,6 +40,7 @@ class EvalConfig:
     device: str = "cpu"
     dtype: str = "auto"
     trust_remote_code: bool = False  # let model folders run their own code (--trust-remote-code)
+    overwrite_output: bool = False  # write into a non-empty `out` that holds no earlier moon-rl output (--overwrite-output)
     batch_size: int = 8
     max_new_tokens: int | None = None  # default: the run's max_completion_length, else 128
     reasoning: bool = True  # generate reasoning before embedding products (the trained path)
@@ -128,30 +129,34 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
     for b in texts:
         check_baseline(b, kinds[b])
     if "pairwise" in cfg.tasks:  # reads a pairs file, not a catalog (moon_rl/eval/pairwise.py)
+        from data_prep.pairwise import check_pairs_output
         from moon_rl.eval.pairwise import run_pairwise_eval
-        from moon_rl.file_checks import check_model_input, check_output
+        from moon_rl.file_checks import check_fresh_output, check_model_input, check_output
 
-        # As for a catalog: the output never goes into the pairs file's folder (it holds the images), nor replaces it.
-        # (A wrong --tasks or a --data that is no file: run_pairwise_eval says so first.)
+        # As for a catalog: the output never replaces the pairs file, nor goes into the folders of its images; a new
+        # folder beside the file is fine. (A wrong --tasks or a --data that is no file: run_pairwise_eval says so first.)
         if cfg.tasks == ["pairwise"] and Path(cfg.data).expanduser().is_file():
             pw_models = {"--model" if i == 0 else f"--baseline #{i}": p for i, p in enumerate(paths)}
-            pairs_inputs = {"--data": cfg.data, "the pairs file's folder": Path(cfg.data).expanduser().parent}
-            check_output(cfg.out, {**pairs_inputs, **pw_models}, inside_ok=tuple(pw_models))
+            check_pairs_output(cfg.out, cfg.data, flag="--data")
+            check_output(cfg.out, pw_models, inside_ok=tuple(pw_models))
+            check_fresh_output(cfg.out, allow=cfg.overwrite_output)
             for p in paths:
                 check_model_input(p, cfg.base_model)
 
         return run_pairwise_eval(cfg, paths, model_names(paths))
     from data_prep.images import check_record_images
-    from moon_rl.file_checks import check_model_input, check_output
+    from moon_rl.file_checks import check_fresh_output, check_model_input, check_output
 
     # Outputs never replace inputs: not into the catalog; into a run folder (`--out RUN/eval`) is fine.
     folders = [*paths, *[b for b in texts if kinds[b] != "lexical"]]
     models = {"--model" if i == 0 else f"--baseline #{i}": p for i, p in enumerate(folders)}
     check_output(cfg.out, {"--data": cfg.data, **models}, inside_ok=tuple(models))
+    check_fresh_output(cfg.out, allow=cfg.overwrite_output)
     for p in folders:
         check_model_input(p, cfg.base_model)
     data = load_eval_data(cfg.data, cfg.max_products, cfg.max_queries, seed=cfg.sample_seed)
-    if any("no splits/test.txt" in note for note in data.notes):
+    held_out = not any("no splits/test.txt" in note for note in data.notes)
+    if not held_out:
         print(
             f"warning: {cfg.data} has no splits/test.txt, so every product is evaluated, training ones included; "
             "add splits (`moon-rl data synth` and `data prepare --source` write them) to hold products out",
@@ -164,6 +169,7 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
 
     metrics: dict[str, Any] = {
         "data": str(cfg.data),
+        "held_out": held_out,  # False: no splits/test.txt, the corpus is the whole catalog (report.md's first line says so)
         "n_corpus": len(data.corpus),
         "n_train": len(data.train),
         "notes": data.notes,

@@ -146,8 +146,10 @@ HF_RESUME_FILES = ("optimizer.pt", "scheduler.pt", "rng_state.pth", "scaler.pt")
 
 
 def check_resume_files(checkpoint_dir: str | Path | None) -> None:
-    """Before resuming (the CLI calls it on what `resolve_resume` picked): the checkpoint's safetensors headers read and HF's resume files are torch's zip format
-    (`moon_rl.file_checks`), so a corrupt or swapped file is one line naming it, not a raw unpickling error."""
+    """Before resuming (the CLI calls it on what `resolve_resume` picked): the checkpoint's safetensors headers read,
+    and HF's resume files are torch's zip format and load with `weights_only=True` as transformers will load them
+    (`moon_rl.file_checks.check_torch_file`), so a corrupt, swapped or code-running file is one line naming it and
+    the way out, not a raw unpickling error."""
     from moon_rl.file_checks import check_safetensors, check_torch_file
 
     if checkpoint_dir is None:
@@ -156,7 +158,9 @@ def check_resume_files(checkpoint_dir: str | Path | None) -> None:
     for file in sorted(checkpoint_dir.glob("*.safetensors")):
         check_safetensors(file)
     for name in HF_RESUME_FILES:
-        check_torch_file(checkpoint_dir / name)
+        check_torch_file(checkpoint_dir / name, numpy_ok=name == "rng_state.pth")
+    for file in sorted(checkpoint_dir.glob("rng_state_*.pth")):  # one per process in a multi-process run
+        check_torch_file(file, numpy_ok=True)
 
 
 # ---- replacing a folder in one step -----------------------------------------------------------------

@@ -20,7 +20,6 @@ loaded, so the whole file takes seconds apart from two tiny training runs (class
 from __future__ import annotations
 
 import errno
-import hashlib
 import io
 import json
 import os
@@ -31,43 +30,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from reliability_support import SFT_CONFIG, tiny_sft_args
-
-# ---- the four assertions -------------------------------------------------------------------------------
-
-
-def checksums(*roots: Path) -> dict[str, str]:
-    """SHA-256 of every file under `roots` (symlinks recorded by target, never followed out of the tree)."""
-    sums: dict[str, str] = {}
-    for root in roots:
-        root = Path(root)
-        if root.is_file():
-            sums[str(root)] = hashlib.sha256(root.read_bytes()).hexdigest()
-            continue
-        for path in sorted(root.rglob("*")):
-            if path.is_symlink():
-                sums[str(path)] = "-> " + os.readlink(path)
-            elif path.is_file():
-                sums[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return sums
-
-
-def refused(cli, args: list, inputs: list[Path], names: list[str]) -> str:
-    """Run `moon-rl ARGS`; it must fail cleanly with one error line naming `names`, inputs untouched."""
-    before = checksums(*inputs)
-    result = cli(args)
-    output = result.output
-    assert result.exit_code not in (0, None), output
-    assert "Traceback" not in output, output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    lines = [line for line in output.splitlines() if line.startswith("error: ")]
-    assert len(lines) == 1, output
-    line = lines[0]
-    for name in names:
-        assert str(name) in line, f"{name!r} not named in: {line}"
-    assert checksums(*inputs) == before, "an input changed"
-    return line
-
+from reliability_support import SFT_CONFIG, checksums, refused, tiny_sft_args
 
 # ---- hostile files -------------------------------------------------------------------------------------
 
@@ -663,5 +626,5 @@ def test_rewards_check_ends_on_a_summary_line(cli, tmp_path):
     result = cli(["rewards", "check", f"{CUSTOM_REWARDS}:broken_nan", "--data", data, "--rows", "30"])
     assert result.exit_code == 1 and "Traceback" not in result.output
     last = result.output.strip().splitlines()[-1]
-    assert last.startswith("FAILED: reward") and "completions" in last, last
+    assert last.startswith("error: reward") and "completions" in last, last
     assert checksums(data) == before

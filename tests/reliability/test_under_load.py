@@ -98,7 +98,7 @@ def test_all_rollouts_rewarded_equally(tiny_model_dir, tmp_path):
     def constant(completions, **kwargs):
         return [0.5] * len(completions)
 
-    trainer, logs, before = run(tiny_model_dir, tmp_path, rewards=[constant], contrastive_weight=0.5)
+    trainer, logs, before = run(tiny_model_dir, tmp_path, rewards=[constant], contrastive_weight=0.5, embedding_dim=16)
     for entry in logs:
         assert entry["reward"] == 0.5 and entry["reward_std"] == 0.0 and entry["frac_reward_zero_std"] == 1.0
         # Zero advantages: the policy term is exactly zero, the loss is the weighted contrastive term alone.

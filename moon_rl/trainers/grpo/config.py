@@ -12,6 +12,9 @@ Departures from `GRPOConfig` defaults (the rest are TRL's, including loss_type, 
 - `use_cpu` is switched on under a multi-process launch without CUDA, so accelerate sets up gloo
   data parallelism instead of N independent single-process runs.
 - `ddp_find_unused_parameters` defaults to off while the contrastive term trains (see `__post_init__`).
+- While the contrastive term trains, a generation batch left to TRL's default that would hold a single prompt
+  (TRL's per_device_train_batch_size=8 and num_generations=8 on one process) holds two: `steps_per_generation`
+  doubles (see `two_prompts_per_generation`). With the term off, TRL's defaults exactly.
 
 `temperature` is TRL's sampling temperature; the InfoNCE temperature is `contrastive_temperature`
 (from `EmbeddingArgs`, the same name as in SFT).
@@ -80,9 +83,28 @@ class MoonGRPOConfig(GRPOConfig, EmbeddingArgs, RuntimeDefaults):
         if isinstance(self.rewards, str):
             self.rewards = [self.rewards]
         self.reward_weights = self._reward_weights()
+        generation_batch_given = self.generation_batch_size is not None or self.steps_per_generation is not None
         super().__post_init__()
         self.validate_embedding_args()
         self.configure_ddp_for_head()
+        if not generation_batch_given:
+            self.two_prompts_per_generation()
+
+    def two_prompts_per_generation(self) -> None:
+        """With the contrastive term on, a generation batch that TRL derived as one prompt's rollouts holds two
+        prompts instead (`steps_per_generation` doubled; called only when the user set neither it nor
+        `generation_batch_size`).
+
+        Why: TRL's defaults (per_device_train_batch_size=8, num_generations=8, steps_per_generation =
+        gradient_accumulation_steps = 1) put one prompt's 8 rollouts in a generation batch. GRPO is fine with that,
+        but InfoNCE then has no other row to contrast with, and `moon-rl grpo` with no config would stop before its
+        first step (`check_positives_possible`). Why this knob: every optimizer step still trains on
+        per_device_train_batch_size rollouts (the same memory as TRL's defaults) and G stays TRL's 8; the second
+        prompt reaches each micro-batch through `contrastive_bank`. With the term off nothing changes: the drop-in
+        rule (the trainer is TRL's) covers the defaults too."""
+        if self.contrastive_on and self.generation_batch_size == self.num_generations:
+            self.steps_per_generation *= 2
+            self.generation_batch_size *= 2
 
     @property
     def reward_specs(self) -> list[str]:
