@@ -141,7 +141,7 @@ class MoonModel:
     def embedding_dim(self) -> int:
         from moon_rl.head.extras import model_dims
 
-        return self.extras.args.embedding_dim if self.extras is not None else model_dims(self.model)[0]
+        return self.extras.head.out_features if self.extras is not None else model_dims(self.model)[0]
 
     # ---- public API ----------------------------------------------------------------------------
 

@@ -51,7 +51,7 @@ def write_sentence_transformers(merged_dir: Path, out_dir: Path, extras, hidden_
         module_output_name="token_embeddings",
     )
     modules = [body, Pooling(hidden_size, pooling_mode="mean")]
-    if extras is not None:
+    if extras is not None and extras.head.proj is not None:  # a head without projection is Pooling + Normalize alone
         dense = Dense(hidden_size, extras.head.proj.out_features, bias=True, activation_function=torch.nn.Identity())
         with torch.no_grad():
             dense.linear.weight.copy_(extras.head.proj.weight.float())

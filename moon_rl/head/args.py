@@ -18,7 +18,13 @@ class EmbeddingArgs:
     contrastive_weight: float = dataclasses.field(
         default=0.1, metadata={"help": "Weight of the InfoNCE term added to the trainer's loss; 0 turns it off."}
     )
-    embedding_dim: int = dataclasses.field(default=256, metadata={"help": "Output size of the embedding head."})
+    embedding_dim: int | None = dataclasses.field(
+        default=None,
+        metadata={
+            "help": "Output size of a linear projection after pooling; None (default): no projection, the pooled hidden "
+            "state itself (the model's hidden size), L2-normalised."
+        },
+    )
     pooling: str = dataclasses.field(
         default="mean",
         metadata={
@@ -52,8 +58,8 @@ class EmbeddingArgs:
             raise MoonError(f"contrastive_weight must be >= 0, got {self.contrastive_weight}")
         if self.contrastive_temperature <= 0:
             raise MoonError(f"contrastive_temperature must be > 0, got {self.contrastive_temperature}")
-        if self.embedding_dim <= 0 or self.fusion_heads <= 0:
-            raise MoonError("embedding_dim and fusion_heads must be positive")
+        if (self.embedding_dim is not None and self.embedding_dim <= 0) or self.fusion_heads <= 0:
+            raise MoonError("embedding_dim must be positive or null (no projection), and fusion_heads positive")
 
     @property
     def contrastive_on(self) -> bool:

@@ -52,6 +52,20 @@ def backbone_hidden(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> torc
     return last_hidden(out)
 
 
+def backbone_hidden_distinct(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """`backbone_hidden`, with one forward per distinct row: GRPO's G rollouts of a prompt carry the same text, so
+    pooling "input" would otherwise run the same text G times. The (N, L, H) result is the distinct rows' states
+    gathered back to every row; under autograd the gather's backward sums each copy's gradient into its row."""
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    rows = torch.cat([ids, mask], dim=1)  # (N, 2L): two rows are the same input only if ids and mask agree
+    distinct, back = torch.unique(rows, dim=0, return_inverse=True)  # (U, 2L), (N,)
+    if distinct.size(0) == rows.size(0):
+        return backbone_hidden(model, batch)
+    length = ids.size(1)
+    hidden = backbone_hidden(model, {"input_ids": distinct[:, :length], "attention_mask": distinct[:, length:]})  # (U, L, H)
+    return hidden.index_select(0, back)  # (N, L, H)
+
+
 def check_input_pooling(model: nn.Module, dataset) -> None:
     """Pooling "input" embeds text only, from the dataset's `title` column: say so before training starts."""
     from moon_rl.errors import MoonError

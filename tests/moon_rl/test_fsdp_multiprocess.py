@@ -26,7 +26,8 @@ def launch(config: Path, model: Path, out: Path, *extra: str) -> tuple[subproces
         sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config), str(WORKER),
         "grpo", "--model", str(model), "--data", str(grpo_dataset_dir("text")), "--out", str(out),
         "--config", str(ROOT / "configs/grpo_tiny.yaml"), "--batch-size", "4", "--num-generations", "2",
-        "--set", "max_completion_length=8", "--set", "logging_steps=1", "--set", "report_to=none", "--set", "save_steps=1", *extra,
+        "--set", "max_completion_length=8", "--set", "logging_steps=1", "--set", "report_to=none", "--set", "save_steps=1",
+        "--set", "embedding_dim=256", *extra,  # a head with weights, to see it saved whole
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     env.pop("WORLD_SIZE", None)

@@ -55,7 +55,7 @@ def run(tiny_model_dir, tmp_path_factory):
     try:
         config = fast_config(
             tmp_path_factory.mktemp("grpo-capture"), pooling="fusion", residual_enhancement=True,
-            gradient_accumulation_steps=2, learning_rate=1e-2,
+            gradient_accumulation_steps=2, learning_rate=1e-2, embedding_dim=32,  # a projection, to see it train
         )
         recorder = GradRecorder()
         # Query rows mix text-only prompts into image batches (also exercises the mixed-images path).

@@ -145,7 +145,7 @@ def input_run(tiny_model_dir, sft_text_dataset_dir, tmp_path_factory):
     config = MoonSFTConfig(
         output_dir=str(out), per_device_train_batch_size=8, max_steps=4, learning_rate=5e-3, logging_steps=1, report_to="none",
         bf16=False, activation_checkpointing=False, save_strategy="no", seed=0, disable_tqdm=True, pooling="input",
-        contrastive_weight=1.0,
+        contrastive_weight=1.0, embedding_dim=32,  # with a projection: the Dense module of the export is checked below
     )
     trainer = build_trainer(config, ModelArgs(model=str(tiny_model_dir("qwen2"))), load_from_disk(str(sft_text_dataset_dir)))
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
@@ -232,7 +232,7 @@ def test_grpo_with_input_pooling_trains_the_head_on_the_rows_text(tiny_model_dir
     from reward_fns.registry import resolve_rewards
 
     model_dir = tiny_model_dir("qwen2")
-    trainer = moon_trainer(model_dir, fast_config(tmp_path / "g", pooling="input", max_steps=2), dataset=grpo_dataset("text"))
+    trainer = moon_trainer(model_dir, fast_config(tmp_path / "g", pooling="input", max_steps=2, embedding_dim=32), dataset=grpo_dataset("text"))
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if "moon_extras" in n}
     trainer.train()
     assert [h for h in trainer.state.log_history if "contrastive_loss" in h]

@@ -111,7 +111,7 @@ def test_lora_run_trains_adapter_and_head_keeps_base_and_groups_batches(tiny_mod
     from moon_rl.trainers.sampling import group_batches
 
     dataset = load_ds(sft_dataset_dir)
-    trainer = trainer_for(tiny_model_dir("qwen2_5_vl"), dataset, tmp_path / "run", contrastive_weight=1.0, max_steps=3)
+    trainer = trainer_for(tiny_model_dir("qwen2_5_vl"), dataset, tmp_path / "run", contrastive_weight=1.0, max_steps=3, embedding_dim=32)
 
     # The training batches are exactly the group-aware plan: positives share a batch.
     planned = group_batches(list(dataset["group_id"]), 4, seed=0, epoch=0)
@@ -162,7 +162,7 @@ def test_full_finetune_text_model_saves_model_and_head_apart(tiny_model_dir, sft
     from moon_rl.head.extras import has_extras, load_extras
 
     trainer = trainer_for(
-        tiny_model_dir("qwen2"), load_ds(sft_text_dataset_dir), tmp_path / "run", {"lora": False}, contrastive_weight=0.5, max_steps=2
+        tiny_model_dir("qwen2"), load_ds(sft_text_dataset_dir), tmp_path / "run", {"lora": False}, contrastive_weight=0.5, max_steps=2, embedding_dim=16
     )
     before = snapshot(trainer.model)
     trainer.train()

@@ -79,7 +79,8 @@ def assert_trained(trainer, before: dict[str, torch.Tensor], term: str, attached
 def grpo_config(out, term: str, **overrides) -> MoonGRPOConfig:
     values = dict(output_dir=str(out), max_steps=2, per_device_train_batch_size=4, num_generations=2,
                   max_completion_length=8, learning_rate=1e-2, logging_steps=1, save_strategy="no", report_to="none",
-                  bf16=False, activation_checkpointing=False, seed=0, disable_tqdm=True, contrastive_weight=TERM[term])
+                  bf16=False, activation_checkpointing=False, seed=0, disable_tqdm=True, contrastive_weight=TERM[term],
+                  embedding_dim=16)  # a projection head (the default has none), so "the head trains" is checked too
     return MoonGRPOConfig(**{**values, **overrides})
 
 
@@ -202,12 +203,27 @@ def test_grpo_vlm_prompts(tiny_model_dir, tmp_path):
 # ---- GRPO: what TRL users get without asking ---------------------------------------------------
 
 
-def test_grpo_args_none_builds_the_default_config_and_names_the_missing_positives(text_model):
+def test_grpo_args_none_builds_the_default_config_with_two_prompts_per_generation(text_model, monkeypatch, tmp_path):
     """args=None: TRL's default config named after the model, with moon-rl's defaults (the term on). TRL's default
-    batch (8 rollouts = one prompt x 8 generations) holds no positive pair: refused before training, saying how."""
+    generation batch (8 rollouts = one prompt x 8 generations) would hold no positive pair, so with the term on it
+    holds two prompts (steps_per_generation 2, issue 30); the batch size and G stay TRL's. Asking for TRL's
+    one-prompt batch explicitly is refused before training, saying how."""
+    monkeypatch.chdir(tmp_path)
+    trainer = MoonGRPOTrainer(model=text_model, reward_funcs=spread_reward, train_dataset=Dataset.from_list(rows()))
+    args = trainer.args
+    assert (args.per_device_train_batch_size, args.num_generations, args.steps_per_generation, args.generation_batch_size) == (8, 8, 2, 16)
+    one_prompt = MoonGRPOConfig(output_dir=str(tmp_path), steps_per_generation=1, bf16=False, report_to="none")
     with pytest.raises(MoonError, match=r"no positive pair.*per_device_train_batch_size") as err:
-        MoonGRPOTrainer(model=text_model, reward_funcs=spread_reward, train_dataset=Dataset.from_list(rows()))
+        MoonGRPOTrainer(model=text_model, reward_funcs=spread_reward, args=one_prompt, train_dataset=Dataset.from_list(rows()))
     assert "(8 / 8)" in str(err.value) and "group_id" in str(err.value)
+
+
+def test_grpo_default_generation_batch_is_trls_with_the_term_off():
+    """The drop-in rule covers the defaults: with contrastive_weight=0 the generation batch is TRL's own."""
+    from trl import GRPOConfig
+
+    ours, trls = MoonGRPOConfig(output_dir="o", contrastive_weight=0.0), GRPOConfig(output_dir="o", bf16=False)
+    assert (ours.steps_per_generation, ours.generation_batch_size) == (trls.steps_per_generation, trls.generation_batch_size) == (1, 8)
 
 
 def test_grpo_args_none_output_dir_is_trls(text_model, monkeypatch, tmp_path):
@@ -281,7 +297,8 @@ def sft_rows(fmt: str, ids: bool) -> list[dict]:
 def sft_run(model, term: str, tmp_path, fmt: str = "prompt_completion", iterable: bool = False, peft_config=None, **overrides):
     values = dict(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=4, learning_rate=1e-2, logging_steps=1,
                   save_strategy="no", report_to="none", bf16=False, activation_checkpointing=False, seed=0, disable_tqdm=True,
-                  contrastive_weight=TERM[term], completion_only_loss=None)
+                  contrastive_weight=TERM[term], completion_only_loss=None,
+                  embedding_dim=16)  # a projection head (the default has none), so "the head trains" is checked too
     dataset = Dataset.from_list(sft_rows(fmt, ids=term == "on"))
     if iterable:
         dataset = dataset.to_iterable_dataset()

@@ -61,7 +61,7 @@ from moon_rl.head.contrastive import CandidateBank, contrastive_term, log_contra
 from moon_rl.head.extras import detached_extras, get_extras, image_token_id_of, residual_suspended
 from moon_rl.head.ids import EMBED_IDS_KEY, EMBED_MASK_KEY, GROUP_KEY, ID_COLUMNS, ROW_KEY, UID_KEY, id_tensors
 from moon_rl.head.pooling import completion_mask_of, input_masks, modality_masks
-from moon_rl.head.text import backbone_hidden, record_texts, tokenize_texts
+from moon_rl.head.text import backbone_hidden_distinct, record_texts, tokenize_texts
 from moon_rl.trainers.common import MoonTrainerMixin, attach_for_training, check_contrastive_data, default_run_name, use_backbone_only_ref_sync
 from moon_rl.trainers.grpo.config import MoonGRPOConfig
 from moon_rl.trainers.grpo.rollout_embeddings import (
@@ -283,7 +283,7 @@ class MoonGRPOTrainer(MoonTrainerMixin, GRPOTrainer):
     def _input_embeddings_no_grad(self, output: dict) -> torch.Tensor:
         embed = {"input_ids": output[EMBED_IDS_KEY], "attention_mask": output[EMBED_MASK_KEY]}
         with torch.no_grad():
-            return get_extras(self.model).embed(backbone_hidden(self.model, embed), input_masks(embed["attention_mask"]))[0]
+            return get_extras(self.model).embed(backbone_hidden_distinct(self.model, embed), input_masks(embed["attention_mask"]))[0]
 
     # ---- loss -------------------------------------------------------------------------------------
 
@@ -291,10 +291,11 @@ class MoonGRPOTrainer(MoonTrainerMixin, GRPOTrainer):
         if not self.contrastive_on:
             return super()._compute_loss(model, inputs)
         if self._input_pooling():
-            # Pooling "input": the policy loss is TRL's as is; the rows' plain text gets a short forward of its own.
+            # Pooling "input": the policy loss is TRL's as is; the rows' plain text gets a short forward of its own,
+            # once per distinct text (a prompt's rollouts share it).
             loss = super()._compute_loss(model, inputs)
             embed = {"input_ids": inputs[EMBED_IDS_KEY], "attention_mask": inputs[EMBED_MASK_KEY]}
-            hidden, masks = backbone_hidden(model, embed), input_masks(embed["attention_mask"])  # (B, L_text, H)
+            hidden, masks = backbone_hidden_distinct(model, embed), input_masks(embed["attention_mask"])  # (B, L_text, H)
         else:
             # Training forwards run with grad; evaluation runs under no_grad, so capture those there.
             with HiddenStateCapture(model, capture_no_grad=not torch.is_grad_enabled()) as capture:

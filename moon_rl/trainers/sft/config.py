@@ -8,6 +8,8 @@ Departures from `SFTConfig` defaults (the rest are TRL's):
 - `completion_only_loss=True`: the loss is on the reasoning trace, never on the product text in the prompt.
 - `report_to="auto"`: tensorboard when it is installed, no integration otherwise.
 - `bf16` unset on a machine without CUDA means fp32 (TRL would pick bf16 and then fail validation there).
+Added: `next_token_weight` (1.0, TRL's loss as it is); 0 skips the forward over prompt + trace altogether, a pure
+contrastive fine-tune of the "input" embedding (see the field's help and configs/sft_smollm2_matching.yaml).
 CPU-friendly values (fp32, no gradient checkpointing) live in `configs/sft_tiny.yaml`, not here.
 """
 
@@ -36,6 +38,16 @@ class MoonSFTConfig(SFTConfig, EmbeddingArgs, RuntimeDefaults):
         default=True,
         metadata={"help": "Compute the loss only on the completion (the reasoning trace). None lets TRL decide from the dataset format."},
     )
+    # SFT's own: the weight of TRL's next-token loss. 0 = a contrastive-only step: no forward over prompt + trace at
+    # all (about 3x cheaper per step on SmolLM2-135M, benchmarks/sft_vs_plain.py); only pooling "input" has an
+    # embedding without that forward, so 0 needs it.
+    next_token_weight: float = dataclasses.field(
+        default=1.0,
+        metadata={
+            "help": "Weight of TRL's next-token loss on the completion. 0 skips that forward entirely (pooling 'input' and "
+            "the contrastive term on): a contrastive-only fine-tune of the embedding, the reasoning left as the base wrote it."
+        },
+    )
     report_to: None | str | list[str] = dataclasses.field(
         default="auto",
         metadata={"help": "Logging integrations: 'auto' (tensorboard when installed, else none), 'none', 'all', or names."},
@@ -46,6 +58,14 @@ class MoonSFTConfig(SFTConfig, EmbeddingArgs, RuntimeDefaults):
         super().__post_init__()
         self.validate_embedding_args()
         self.configure_ddp_for_head()
+        if self.next_token_weight < 0:
+            raise MoonError(f"next_token_weight must be >= 0, got {self.next_token_weight}")
+        if self.next_token_weight == 0 and not (self.contrastive_on and self.pooling == "input"):
+            raise MoonError(
+                "next_token_weight=0 leaves only the contrastive term on the record's own text: it needs contrastive_weight > 0 "
+                f"and pooling='input' (got contrastive_weight={self.contrastive_weight}, pooling={self.pooling!r}); "
+                "the other poolings read the hidden states of the next-token forward"
+            )
         if self.contrastive_on and (self.packing or self.padding_free):
             raise MoonError(
                 "packing / padding_free put several records in one sequence, so there is no per-record embedding for "

@@ -25,7 +25,9 @@ Overridden methods (everything else is TRL's):
 - `compute_loss`: logs `nll` (TRL's loss, the one extra metric with the term off); with the term on, pops the
   id tensors, runs the parent inside the hidden-state capture, then adds the weighted contrastive term *after*
   the parent has returned (it has one exit; nothing can skip the term), and logs `contrastive_loss` and
-  `retrieval_accuracy` through TRL's `_metrics`.
+  `retrieval_accuracy` through TRL's `_metrics`. With `next_token_weight=0` (pooling "input") the parent is not
+  called at all: the step is the short forward over each row's own text and the InfoNCE term, as a plain
+  contrastive loop runs it.
 Save/load of the head with checkpoints comes from `moon_rl.trainers.common.MoonTrainerMixin`.
 """
 
@@ -101,10 +103,13 @@ class MoonSFTTrainer(MoonTrainerMixin, SFTTrainer):
     # ---- loss -------------------------------------------------------------------------------------
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        weight = self.args.next_token_weight
         if not self.contrastive_on:
             result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             self._log_nll(result[0] if return_outputs else result, num_items_in_batch)
-            return result
+            if weight == 1.0:
+                return result
+            return (result[0] * weight, result[1]) if return_outputs else result * weight
         group_ids, row_ids = inputs.pop(GROUP_KEY, None), inputs.pop(ROW_KEY, None)
         if group_ids is None:
             raise MoonError("batch has no group ids: the dataset needs 'id' and 'group_id' columns for the contrastive loss")
@@ -114,10 +119,15 @@ class MoonSFTTrainer(MoonTrainerMixin, SFTTrainer):
         # Training forwards run with grad; evaluation runs under no_grad, so capture those too there.
         # Pooling "input" embeds the rows' plain text in a short forward of its own instead (see moon_rl.head.text).
         capturing = self.args.pooling != "input"
-        with HiddenStateCapture(model, capture_no_grad=not torch.is_grad_enabled()) if capturing else contextlib.nullcontext() as capture:
-            result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        loss, outputs = (result if return_outputs else (result, None))
-        self._log_nll(loss, num_items_in_batch)
+        if weight == 0:  # contrastive only: no forward over prompt + trace at all (config: pooling "input")
+            loss, outputs = None, None
+            self._count_tokens(embed["attention_mask"])
+        else:
+            with HiddenStateCapture(model, capture_no_grad=not torch.is_grad_enabled()) if capturing else contextlib.nullcontext() as capture:
+                result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            loss, outputs = (result if return_outputs else (result, None))
+            self._log_nll(loss, num_items_in_batch)
+            loss = loss if weight == 1.0 else loss * weight
 
         if not capturing:
             if embed["input_ids"] is None:
@@ -138,7 +148,8 @@ class MoonSFTTrainer(MoonTrainerMixin, SFTTrainer):
         # Same scaling as TRL's MoE aux loss: with `num_items_in_batch`, Trainer leaves gradient accumulation
         # to the loss, so a per-micro-batch mean must be averaged over the accumulation steps here.
         steps = self.current_gradient_accumulation_steps if num_items_in_batch is not None else 1
-        loss = loss + self.args.contrastive_weight * term.loss.to(loss.dtype) / steps
+        contrastive = self.args.contrastive_weight * term.loss / steps
+        loss = contrastive if loss is None else loss + contrastive.to(loss.dtype)
         log_contrastive(self._metrics[self._mode()], self.accelerator, term)
         return (loss, outputs) if return_outputs else loss
 
@@ -146,6 +157,12 @@ class MoonSFTTrainer(MoonTrainerMixin, SFTTrainer):
 
     def _mode(self) -> str:
         return "train" if self.model.training else "eval"
+
+    def _count_tokens(self, attention_mask: torch.Tensor) -> None:
+        """TRL's `num_tokens` (tokens trained on so far) when its own forward is skipped: the embedded text's tokens."""
+        if self._mode() == "train":
+            self._total_train_tokens += int(self.accelerator.gather_for_metrics(attention_mask.sum().reshape(1)).sum().item())
+        self._metrics[self._mode()]["num_tokens"] = [self._total_train_tokens]
 
     def _log_nll(self, loss: torch.Tensor, num_items_in_batch) -> None:
         """The parent's loss as a per-step mean: undo its split over accumulation steps. Its split over processes
