@@ -52,10 +52,14 @@ def ready_for_steps(trainer, max_steps: int):
 
 
 def one_step(trainer, inputs, num_items_in_batch=None) -> float:
-    """One optimizer step as Trainer's loop runs it (gradient accumulation 1) on this batch; its seconds."""
+    """One optimizer step as Trainer's loop runs it (gradient accumulation 1) on this batch; its seconds.
+    Gradient clipping included: `Trainer._inner_training_loop` clips at `max_grad_norm` between the backward
+    (`training_step`) and the optimizer step, and a loop without it trains differently (more so late in a run)."""
     inputs = copy.deepcopy(inputs)
     start = time.perf_counter()
     trainer.training_step(trainer.model, inputs, num_items_in_batch)
+    if trainer.args.max_grad_norm is not None and trainer.args.max_grad_norm > 0:
+        trainer._clip_grad_norm(trainer.model)
     trainer.optimizer.step()
     trainer.lr_scheduler.step()
     trainer.optimizer.zero_grad()

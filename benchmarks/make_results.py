@@ -18,12 +18,12 @@ import platform
 from importlib import metadata
 from pathlib import Path
 
-from speed_sections import ratios_section, scaling_section
+from speed_sections import ratios_section, rollout_section, scaling_section, sft_vs_plain_section
 
 ROOT = Path(__file__).resolve().parents[1]
 KNOWN = {"ablation.json", "real_data.json", "cost.json", "grpo_tiny.json", "grpo_tiny_control.json", "pairwise_tiny.json",
          "pretrained.json", "smollm2_e2e.json", "ratios.json", "speed_135m.json", "encode_135m.json",
-         "profile_grpo_135m.json"}
+         "profile_grpo_135m.json", "sft_vs_plain.json", "rollout_speed.json"}
 ROW_LABELS = {
     "base": "base model (untrained)", "sft": "SFT only", "sft+contrastive": "SFT + contrastive",
     "grpo": "GRPO without contrastive", "joint": "joint contrastive + GRPO", "joint+fusion": "joint + fusion",
@@ -405,6 +405,8 @@ def main() -> None:
     lines += pretrained_section(load("pretrained.json"), load("smollm2_e2e.json"))
     lines += ratios_section(load("ratios.json"))
     lines += scaling_section(load("speed_135m.json"), load("profile_grpo_135m.json"))
+    lines += sft_vs_plain_section(load("sft_vs_plain.json"))
+    lines += rollout_section(load("rollout_speed.json"))
     lines += other_section(args.results)
     args.out.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     print(f"wrote {args.out}")

@@ -56,11 +56,13 @@ ABT_BUY = ROOT.parent / "shared" / "data" / "real" / "product_matching" / "abt-b
 SEED = 0
 
 SFT_VARIANTS = {"trl": None, "contrastive": dict(contrastive_weight=0.5), "input": dict(contrastive_weight=0.5, pooling="input")}
+# merged_rollouts off: these rows are the cost of the contrastive term and modules against TRL's step, so the
+# rollouts run as TRL's do (the merged-adapter rollouts are measured on their own by benchmarks/rollout_speed.py).
 GRPO_VARIANTS = {
     "trl": None,
-    "contrastive": dict(contrastive_weight=0.5),
-    "input": dict(contrastive_weight=0.5, pooling="input"),
-    "modules": dict(contrastive_weight=0.5, pooling="fusion", residual_enhancement=True),
+    "contrastive": dict(contrastive_weight=0.5, merged_rollouts=False),
+    "input": dict(contrastive_weight=0.5, pooling="input", merged_rollouts=False),
+    "modules": dict(contrastive_weight=0.5, pooling="fusion", residual_enhancement=True, merged_rollouts=False),
 }
 REWARDS = ["format=0.5", "attribute_f1=1.0"]  # configs/grpo_smollm2_matching.yaml
 FIGURES = {  # (phase, contender): (figure, target, direction, note)

@@ -1,6 +1,7 @@
 """RESULTS.md sections for the real-model speed figures: the ratio rows of `results/ratios.json`
-(benchmarks/ratios.py) and the GRPO scaling table of `results/speed_135m.json` with the profile beside it
-(`results/profile_grpo_135m.json`). `make_results.py` calls them; tables only, no computation."""
+(benchmarks/ratios.py), the GRPO scaling table of `results/speed_135m.json` with the profile beside it
+(`results/profile_grpo_135m.json`), `results/sft_vs_plain.json` and `results/rollout_speed.json`.
+`make_results.py` calls them; tables only, no computation."""
 
 from __future__ import annotations
 
@@ -58,3 +59,45 @@ def scaling_section(speed: dict | None, profile: dict | None) -> list[str]:
                   f"{diff['own_s_total']:+.3f} s ({own}); the same TRL regions on the two sides differ by {same} "
                   f"(TRL's own two steps differ by {diff['trl_step_spread_s']:.1f} s).", ""]
     return lines
+
+
+def sft_vs_plain_section(data: dict | None) -> list[str]:
+    """`sft_vs_plain.json`: moon-rl sft against a plain PEFT contrastive loop, R@1 at equal steps over seeds."""
+    if not data or not data.get("rows"):
+        return []
+    lines = ["## `moon-rl sft` against a plain PEFT contrastive loop (SmolLM2-135M, abt-buy, CPU)", "",
+             f"`{data['command'].strip()}`: the same batches in turns, the recipe configs/sft_smollm2_matching.yaml "
+             "(pooling input, next-token term off) against transformers + PEFT only; R@1 on the full abt-buy corpus "
+             "(206 queries x 1,092 offers), mean over seeds (each seed in brackets).", "",
+             "| steps | plain R@1 | moon-rl R@1 | gap |", "| --- | --- | --- | --- |"]
+    for r in data["rows"]:
+        per = lambda v: ", ".join(f"{x:.3f}" for x in v.values())  # noqa: E731
+        lines.append(f"| {r['steps']} | {r['plain_r1']:.3f} ({per(r['plain_r1_per_seed'])}) | {r['moon_r1']:.3f} ({per(r['moon_r1_per_seed'])}) | {r['gap']:+.3f} |")
+    return lines + ["", f"Step time moon-rl / plain: {data['step_time_ratio']:.3f} (median paired CPU-time ratio over every "
+                    f"seed's steps; wall {data.get('step_time_ratio_wall', float('nan')):.3f}).", ""]
+
+
+def rollout_section(data: dict | None) -> list[str]:
+    """`rollout_speed.json`: GRPO rollout new tokens/s against raw generate, and a recipe step by parts."""
+    if not data or not data.get("rollouts"):
+        return []
+    lines = ["## GRPO rollouts and step parts (SmolLM2-135M recipe, CPU)", "",
+             "New tokens/s (wall) of moon-rl's rollout step, a raw `model.generate` on the same prompts, TRL's own path, "
+             "and one batched forward per token (the bound); ratios are paired medians of CPU time "
+             "(`benchmarks/rollout_speed.py`).", "",
+             "| rollouts | raw generate | moon-rl | TRL | bound | moon-rl / raw | moon-rl / bound |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for shape in data["rollouts"].values():
+        tps, ratio = shape["new_tokens_per_second"]["wall"], shape["ratios"]["cpu"]
+        lines.append(f"| {shape['prompts']} x {shape['num_generations']} x {shape['new_tokens_per_row']} tok | {tps['raw']} | {tps['moon']} | "
+                     f"{tps['trl']} | {tps['bound']} | {ratio['moon_over_raw']:.3f} | {ratio['moon_over_bound']:.3f} |")
+    step = data.get("step")
+    if step:
+        lines += ["", f"A recipe step ({step['prompts']} prompts x {step['num_generations']} rollouts x {step['max_completion_length']} "
+                  "tokens, forced to full length), mean wall seconds by part:", "",
+                  "| part | merged rollouts (default) | rollouts as TRL's |", "| --- | --- | --- |"]
+        merged, unmerged = step["parts_mean_wall_seconds"]["merged"], step["parts_mean_wall_seconds"]["unmerged"]
+        for part in merged:
+            lines.append(f"| {part} | {merged[part]:.2f} | {unmerged.get(part, float('nan')):.2f} |")
+        lines.append(f"| whole step (median) | {step['wall_seconds_per_step']['median']['merged']:.2f} | "
+                     f"{step['wall_seconds_per_step']['median']['unmerged']:.2f} |")
+    return lines + [""]

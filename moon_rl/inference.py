@@ -113,6 +113,18 @@ def _message_text(messages: list[dict]) -> str:
     return content if isinstance(content, str) else "".join(p.get("text", "") for p in content if p.get("type") == "text")
 
 
+def longest_first(records: Sequence[Product | Query]) -> list[int]:
+    """Record indices, longest text first (stable): batches of similar lengths pad less, and the first batch is
+    the largest, so a batch size that does not fit fails at once (sentence-transformers' `encode` does the same)."""
+
+    def size(record: Product | Query) -> int:
+        if isinstance(record, Query):
+            return len(record.text)
+        return len(record.title) + len(record.description or "") + sum(len(str(k)) + len(str(v)) for k, v in record.attributes.items())
+
+    return sorted(range(len(records)), key=lambda i: -size(records[i]))
+
+
 def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -163,11 +175,15 @@ class MoonModel:
         """Embeddings and the reasoning text generated on the way ("" each when `reasoning=False`)."""
         from tqdm.auto import tqdm
 
+        from moon_rl.models.merged_lora import merged_lora
+
         recs = [as_record(r) for r in records]
+        order = longest_first(recs)
         out, texts = [], []
         plain = self.embeds_plain_text(reasoning)
-        with tqdm(total=len(recs), desc=desc, unit="rec", disable=not progress) as bar:
-            for batch in _batches(recs, batch_size):
+        # The adapter merged for the whole call (restored exactly after): no per-layer LoRA ops on every forward.
+        with merged_lora(self.model), tqdm(total=len(recs), desc=desc, unit="rec", disable=not progress) as bar:
+            for batch in _batches([recs[i] for i in order], batch_size):
                 if plain:  # the input path: the record's own text, no template, nothing generated
                     out.append(self._embed_plain(batch))
                     texts += [""] * len(batch)
@@ -178,8 +194,11 @@ class MoonModel:
                 out.append(self._embed(inputs, completions, reasoning))
                 texts += self._decode(completions)
                 bar.update(len(batch))
-        dim = self.embedding_dim
-        return (torch.cat(out) if out else torch.empty(0, dim)), texts
+        if not out:
+            return torch.empty(0, self.embedding_dim), texts
+        back = torch.empty(len(order), dtype=torch.long)
+        back[torch.tensor(order)] = torch.arange(len(order))  # position of record i in the sorted order
+        return torch.cat(out)[back], [texts[j] for j in back.tolist()]
 
     def generate(
         self,
@@ -193,13 +212,19 @@ class MoonModel:
         """Greedy reasoning + answer text for each record (special tokens removed; <think>/<answer> kept)."""
         from tqdm.auto import tqdm
 
+        from moon_rl.models.merged_lora import merged_lora
+
         recs = [as_record(r) for r in records]
+        order = longest_first(recs)
         texts: list[str] = []
-        with tqdm(total=len(recs), desc="generate", unit="rec", disable=not progress) as bar:
-            for batch in _batches(recs, batch_size):
+        with merged_lora(self.model), tqdm(total=len(recs), desc="generate", unit="rec", disable=not progress) as bar:
+            for batch in _batches([recs[i] for i in order], batch_size):
                 texts += self._decode(self._generate_ids(self._tokenize(batch, Path(catalog_dir or ".")), max_new_tokens))
                 bar.update(len(batch))
-        return texts
+        back = [0] * len(order)
+        for position, i in enumerate(order):
+            back[i] = position
+        return [texts[j] for j in back]
 
     def embeds_plain_text(self, reasoning: bool = True) -> bool:
         """Does `encode` read the record's plain text (`data_prep.formats.embedding_text`) in a forward of its own?

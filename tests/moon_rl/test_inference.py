@@ -68,6 +68,19 @@ def test_run_encodes_through_adapter_head_and_residual(vl_run, products, sft_cat
         assert not torch.allclose(emb, model.encode(products, **kwargs), atol=1e-4)
 
 
+def test_batches_run_longest_first_and_come_back_in_the_callers_order(vl_run, products, sft_catalog_dir):
+    from moon_rl.inference import longest_first
+
+    model = moon_rl.load(vl_run)
+    kwargs = dict(catalog_dir=sft_catalog_dir, max_new_tokens=4, progress=False)
+    records = [products[2], products[0], Query(text="a query longer than any product record of the tiny catalog, on purpose " * 20), products[1]]
+    assert longest_first(records)[0] == 2 and sorted(longest_first(records)) == [0, 1, 2, 3]
+    emb, texts = model.encode_with_completions(records, batch_size=4, **kwargs)
+    alone = [model.encode_with_completions([r], batch_size=1, **kwargs) for r in records]  # one call each: no reordering
+    assert (emb - torch.cat([e for e, _ in alone])).abs().max() < 1e-5
+    assert texts == [t[0] for _, t in alone] == model.generate(records, batch_size=4, **kwargs)
+
+
 def test_queries_image_only_and_dict_records(vl_run, products, sft_catalog_dir):
     from PIL import Image
 

@@ -333,7 +333,8 @@ def test_sft_packing_with_the_term_off(text_model, tmp_path):
     sft_run(text_model, "off", tmp_path, packing=True, max_length=64)
 
 
-def test_sft_args_none_builds_the_default_config(text_model):
+def test_sft_args_none_builds_the_default_config(text_model, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # TRL's default output_dir is relative: not the checkout
     trainer = MoonSFTTrainer(model=text_model, train_dataset=Dataset.from_list(sft_rows("prompt_completion", ids=True)))
     assert isinstance(trainer.args, MoonSFTConfig) and trainer.args.output_dir.endswith(f"{text_model.split('/')[-1]}-SFT")
     assert trainer.moon_extras() is not None  # moon-rl's default: the term on

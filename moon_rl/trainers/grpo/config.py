@@ -67,6 +67,14 @@ class MoonGRPOConfig(GRPOConfig, EmbeddingArgs, RuntimeDefaults):
             "shuffle put in another micro-batch still count as positives."
         },
     )
+    merged_rollouts: bool = dataclasses.field(
+        default=True,
+        metadata={
+            "help": "Rollouts on transformers' generate (no vLLM) run with the LoRA adapter merged into the base weights, "
+            "which are restored bit for bit afterwards (moon_rl/models/merged_lora.py): the same samples' distribution, "
+            "fewer ops per token. Applies while the contrastive term trains; with it off the trainer is TRL's as is."
+        },
+    )
     report_to: None | str | list[str] = dataclasses.field(
         default="auto",
         metadata={"help": "Logging integrations: 'auto' (tensorboard when installed, else none), 'none', 'all', or names."},
