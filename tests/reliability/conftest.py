@@ -6,11 +6,14 @@
   `sft_text_dataset_dir`) are re-exported, so these tests build the same 32-product catalog.
 - `cli(args)` runs `moon-rl ARGS` in this process with `sys.argv` set as a shell would set it (the
   interrupt message rebuilds the resume command from it) and returns click's Result.
+- `base_catalog` / `catalog`: an 8-product synthetic catalog built once per module, and a private copy of it per
+  test (the hostile-input tests edit it); test_hostile_probes.py keeps its own 12-product layout.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import sys
 from pathlib import Path
 
@@ -27,6 +30,23 @@ _spec.loader.exec_module(_fixtures)
 sft_catalog_dir = _fixtures.sft_catalog_dir
 sft_dataset_dir = _fixtures.sft_dataset_dir
 sft_text_dataset_dir = _fixtures.sft_text_dataset_dir
+
+
+@pytest.fixture(scope="module")
+def base_catalog(tmp_path_factory):
+    from data_prep.synth import SynthConfig, synth_catalog
+
+    out = tmp_path_factory.mktemp("hostile-catalog") / "catalog"
+    synth_catalog(out, SynthConfig(products=8, seed=0, image_size=16), progress=False)
+    return out
+
+
+@pytest.fixture
+def catalog(base_catalog, tmp_path):
+    """A private copy; `victim(catalog)` is its first train record."""
+    copy = tmp_path / "catalog"
+    shutil.copytree(base_catalog, copy)
+    return copy
 
 
 

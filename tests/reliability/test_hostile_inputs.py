@@ -67,24 +67,7 @@ def truncated(data: bytes) -> bytes:
     return data[: len(data) // 2]
 
 
-# ---- fixtures: a small catalog, a prepared dataset, a tiny model, a random run ----------------------------
-
-
-@pytest.fixture(scope="module")
-def base_catalog(tmp_path_factory):
-    from data_prep.synth import SynthConfig, synth_catalog
-
-    out = tmp_path_factory.mktemp("hostile-catalog") / "catalog"
-    synth_catalog(out, SynthConfig(products=8, seed=0, image_size=16), progress=False)
-    return out
-
-
-@pytest.fixture
-def catalog(base_catalog, tmp_path):
-    """A private copy; `victim(catalog)` is its first train record."""
-    copy = tmp_path / "catalog"
-    shutil.copytree(base_catalog, copy)
-    return copy
+# ---- fixtures: a prepared dataset, a tiny model, a random run (the small catalog: conftest.py) -------------
 
 
 def victim_id(catalog: Path) -> str:

@@ -95,22 +95,6 @@ def random_run(text_model, tmp_path_factory):
     return write_random_run(text_model, tmp_path_factory.mktemp("round2-run") / "run", kind="sft")
 
 
-@pytest.fixture(scope="module")
-def base_catalog(tmp_path_factory):
-    from data_prep.synth import SynthConfig, synth_catalog
-
-    out = tmp_path_factory.mktemp("round2-catalog") / "catalog"
-    synth_catalog(out, SynthConfig(products=8, seed=0, image_size=16), progress=False)
-    return out
-
-
-@pytest.fixture
-def catalog(base_catalog, tmp_path):
-    copy = tmp_path / "catalog"
-    shutil.copytree(base_catalog, copy)
-    return copy
-
-
 def training_args(command: str, model, data, out, *extra) -> list:
     return [command, "--model", model, "--data", data, "--out", out, *extra]
 
