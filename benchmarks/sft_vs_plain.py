@@ -60,7 +60,8 @@ ABLATIONS = {"moon": {}, "moon_proj256": {"embedding_dim": 256}, "moon_r16": {"l
 
 def prepared(work: Path):
     """(sft dataset folder, scoring texts): abt-buy through moon-rl's own `data prepare`, as benchmarks/pretrained.py."""
-    from pretrained import Matching, prepare_catalog, run, sft_catalog
+    from matching_data import Matching, prepare_catalog, run
+    from model_rows import sft_catalog
 
     catalog = prepare_catalog(ABT_BUY, work)
     ds = work / "sft_data"
@@ -219,7 +220,7 @@ def load_state(contender, folder: Path) -> None:
 
 
 def score(contender, data) -> dict:
-    from pretrained import rank_metrics
+    from matching_data import rank_metrics
 
     t0 = time.time()
     queries, corpus = contender.encode(data.query_texts), contender.encode(data.corpus_texts)

@@ -171,22 +171,42 @@ class MoonModel:
         catalog_dir: str | Path | None = None,
         progress: bool = True,
         desc: str = "encode",
+        reasonings: Sequence[str] | None = None,
     ) -> tuple[torch.Tensor, list[str]]:
-        """Embeddings and the reasoning text generated on the way ("" each when `reasoning=False`)."""
+        """Embeddings and the reasoning text generated on the way ("" each when `reasoning=False`).
+
+        A head with pooling `reasoning` / `reasoning_token` (`self.reads_reasoning`): `reasoning=True` serves the vector
+        read after the model's own greedy reasoning (at most `max_reasoning_tokens`), or after `reasonings` when given
+        (one string per record: a cache of an earlier call's reasoning, or a gold trace), with no generation at all;
+        `reasoning=False` serves the same model's no-reasoning vector (the record's text span, pooling "input")."""
         from tqdm.auto import tqdm
 
         from moon_rl.models.merged_lora import merged_lora
 
         recs = [as_record(r) for r in records]
+        if reasonings is not None and (not self.reads_reasoning or len(reasonings) != len(recs)):
+            raise MoonError(
+                f"reasonings= gives the reasoning each vector is read after: it needs a head with pooling reasoning or "
+                f"reasoning_token (this one: {self.pooling or 'no head'}) and one string per record ({len(reasonings)} for {len(recs)})"
+            )
         order = longest_first(recs)
         out, texts = [], []
         plain = self.embeds_plain_text(reasoning)
         # The adapter merged for the whole call (restored exactly after): no per-layer LoRA ops on every forward.
         with merged_lora(self.model), tqdm(total=len(recs), desc=desc, unit="rec", disable=not progress) as bar:
-            for batch in _batches([recs[i] for i in order], batch_size):
+            for start in range(0, len(order), batch_size):
+                indices = order[start : start + batch_size]
+                batch = [recs[i] for i in indices]
                 if plain:  # the input path: the record's own text, no template, nothing generated
                     out.append(self._embed_plain(batch))
                     texts += [""] * len(batch)
+                    bar.update(len(batch))
+                    continue
+                if self.reads_reasoning:  # text + cue + reasoning (`moon_rl.head.reasoning`)
+                    given = [reasonings[i] for i in indices] if reasonings is not None else None
+                    emb, written = self._embed_reasoned(batch, given, max_new_tokens)
+                    out.append(emb)
+                    texts += written
                     bar.update(len(batch))
                     continue
                 inputs = self._tokenize(batch, Path(catalog_dir or "."))
@@ -219,38 +239,88 @@ class MoonModel:
         texts: list[str] = []
         with merged_lora(self.model), tqdm(total=len(recs), desc="generate", unit="rec", disable=not progress) as bar:
             for batch in _batches([recs[i] for i in order], batch_size):
-                texts += self._decode(self._generate_ids(self._tokenize(batch, Path(catalog_dir or ".")), max_new_tokens))
+                if self.reads_reasoning:  # the reasoning its vector is read after, from text + cue
+                    texts += self._reason(self._record_texts(batch), max_new_tokens)
+                else:
+                    texts += self._decode(self._generate_ids(self._tokenize(batch, Path(catalog_dir or ".")), max_new_tokens))
                 bar.update(len(batch))
         back = [0] * len(order)
         for position, i in enumerate(order):
             back[i] = position
         return [texts[j] for j in back]
 
+    @property
+    def pooling(self) -> str | None:
+        return self.extras.args.pooling if self.extras is not None else None
+
+    @property
+    def reads_reasoning(self) -> bool:
+        """A head that reads its vector after the model's own reasoning (poolings reasoning / reasoning_token)."""
+        from moon_rl.head.pooling import REASONING_POOLINGS
+
+        return self.pooling in REASONING_POOLINGS
+
     def embeds_plain_text(self, reasoning: bool = True) -> bool:
         """Does `encode` read the record's plain text (`data_prep.formats.embedding_text`) in a forward of its own?
-        Yes for a head trained with pooling='input' (reasoning cannot change it: the text comes first), and for a
+        Yes for a head trained with pooling='input' (reasoning cannot change it: the text comes first), for a
+        reasoning head asked for no reasoning (its no-reasoning vector is that same mean over the text), and for a
         text model without a head when no reasoning is asked for (mean pooling over the text, the usual baseline)."""
         if self.extras is not None:
-            return self.extras.args.pooling == "input"
+            return self.pooling == "input" or (self.reads_reasoning and not reasoning)
         return not reasoning and not self.is_vision_language
 
     # ---- internals -----------------------------------------------------------------------------
 
     @torch.no_grad()
     def _embed_plain(self, batch: Sequence[Product | Query]) -> torch.Tensor:
-        from data_prep.formats import embedding_text
         from moon_rl.head.pooling import headless_embedding, input_masks
         from moon_rl.head.text import backbone_hidden, tokenize_texts
 
-        texts = [embedding_text(r.title, r.attributes) if isinstance(r, Product) else embedding_text(r.text) for r in batch]
-        if not all(texts):
-            first = next(r for r, t in zip(batch, texts) if not t)
-            raise MoonError(f"record {first.id or '(no id)'} has no text; this model embeds text only (pooling 'input')")
+        texts = self._record_texts(batch)
         inputs = tokenize_texts(self.tokenizer, texts, device=self.device)
         hidden = backbone_hidden(self.model, inputs)  # (B, L, H)
         if self.extras is None:
             return headless_embedding(hidden, inputs["attention_mask"]).cpu()
-        return self.extras.embed(hidden, input_masks(inputs["attention_mask"]))[0].float().cpu()
+        return self.extras.embed(hidden, input_masks(inputs["attention_mask"]), mode="input")[0].float().cpu()
+
+    def _record_texts(self, batch: Sequence[Product | Query]) -> list[str]:
+        from data_prep.formats import embedding_text
+
+        texts = [embedding_text(r.title, r.attributes) if isinstance(r, Product) else embedding_text(r.text) for r in batch]
+        if not all(texts):
+            first = next(r for r, t in zip(batch, texts) if not t)
+            raise MoonError(f"record {first.id or '(no id)'} has no text; this model embeds text only (pooling {self.pooling!r})")
+        return texts
+
+    @torch.no_grad()
+    def _reason(self, texts: list[str], max_new_tokens: int | None) -> list[str]:
+        """The model's greedy reasoning after each text + cue (`moon_rl.head.reasoning`), end token cut off."""
+        from moon_rl.head.reasoning import reasoning_prompt_ids
+
+        prompts, _ = reasoning_prompt_ids(self.tokenizer, texts)
+        width = max(len(p) for p in prompts)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for i, p in enumerate(prompts):  # left-padded: every row continues from its own last token
+            ids[i, width - len(p) :] = torch.tensor(p, dtype=torch.long)
+            mask[i, width - len(p) :] = 1
+        inputs = {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device)}
+        completions = self._generate_ids(inputs, max_new_tokens or self.extras.args.max_reasoning_tokens)
+        return [r.strip() for r in self._decode(completions)]
+
+    @torch.no_grad()
+    def _embed_reasoned(self, batch: Sequence[Product | Query], reasonings: list[str] | None, max_new_tokens: int | None) -> tuple[torch.Tensor, list[str]]:
+        """(B, D) vectors read after each record's reasoning (generated, or given), and that reasoning."""
+        from moon_rl.head.reasoning import layout_masks, reasoning_layout
+        from moon_rl.head.text import backbone_hidden
+
+        texts = self._record_texts(batch)
+        if reasonings is None:
+            reasonings = self._reason(texts, max_new_tokens)
+        layout = reasoning_layout(self.tokenizer, texts, reasonings, self.extras.args.max_reasoning_tokens, device=self.device)
+        hidden = backbone_hidden(self.model, layout)  # (B, L, H)
+        return self.extras.embed(hidden, layout_masks(layout))[0].float().cpu(), list(reasonings)
 
     def _tokenize(self, batch: Sequence[Product | Query], catalog_dir: Path) -> dict[str, torch.Tensor]:
         prompts = [record_prompt(r, catalog_dir, self.is_vision_language) for r in batch]

@@ -37,6 +37,7 @@ from reward_fns.attributes import AttributeChoice, AttributeF1
 from reward_fns.category import CategoryReward
 from reward_fns.errors import RewardError
 from reward_fns.format import FormatReward
+from reward_fns.identifier_format import IdentifierFormatReward
 from reward_fns.grounding import GroundedReasoningReward
 from reward_fns.length import OverlongReward
 from reward_fns.pairwise import PairwiseChoiceReward
@@ -49,6 +50,7 @@ ENTRY_POINT_GROUP = "moon_rl.rewards"
 # name -> factory; factory(**args) returns a reward whose __name__ is the name.
 BUILTINS: dict[str, Callable[..., Callable]] = {
     "format": FormatReward,
+    "identifier_format": IdentifierFormatReward,
     "attribute_f1": AttributeF1,
     "attribute_choice": AttributeChoice,
     "category": CategoryReward,

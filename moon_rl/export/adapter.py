@@ -223,6 +223,19 @@ def export_adapter(
     return result
 
 
+def served_vector_line(pooling: str | None) -> str:
+    """What `encode` serves for this head, in one line of the model card."""
+    from moon_rl.head.pooling import REASONING_POOLINGS
+
+    if pooling in REASONING_POOLINGS:
+        return (f"Pooling `{pooling}`: `moon_rl.load(...).encode(records)` first writes the model's attribute reasoning after "
+                "each record's text and serves the vector read after it; `encode(records, reasoning=False)` serves the same "
+                "model's no-reasoning vector (the mean over the record's text), which `st/` also serves when exported.")
+    if pooling == "input":
+        return "Pooling `input`: the mean over the record's own text, no reasoning (what `st/` serves when exported)."
+    return f"Pooling `{pooling}`: the vector read over the chat prompt and the generated reasoning (`moon_rl.load(...).encode`)."
+
+
 def _write_merged(model, merged_dir: Path, meta: dict, records: list, encode: dict, device: str, tolerance: float) -> float:
     """Merge LoRA into the base weights, save a plain transformers model, check it loads and embeds the same."""
     from moon_rl.head.extras import save_extras
@@ -330,7 +343,7 @@ def model_card(
         lines.append(f"- `{MERGED_DIR}/`: LoRA merged into the base weights; loads with plain `transformers` / vLLM")
     if result.sentence_transformers is not None:
         lines.append("- `st/`: the embedder in the sentence-transformers layout: `SentenceTransformer(\"st\").encode(texts)` (no custom code)")
-    lines += ["", "## Embedding", "", "```yaml", yaml.safe_dump(extras_config, sort_keys=False).strip(), "```", ""]
+    lines += ["", "## Embedding", "", served_vector_line(extras_config.get("pooling")), "", "```yaml", yaml.safe_dump(extras_config, sort_keys=False).strip(), "```", ""]
     if extras_config.get("residual_enhancement"):
         lines += [
             "Residual enhancement is on: it runs as hooks added by moon-rl. The merged model loaded without moon-rl "

@@ -6,7 +6,9 @@ Modules, in `modules.json` order: Transformer (the merged LoRA model's body, pla
 moon-rl's `INPUT_MAX_LENGTH`), Pooling (mean over the attended tokens), Dense (the embedding head's projection,
 identity activation) and Normalize. That is exactly `moon_rl.load(run).encode(texts, reasoning=False)` for a head
 trained with pooling "input" (`moon_rl.head.text`: the text, right-padded, through the backbone, mean, head,
-L2); `write_sentence_transformers` checks it on sample texts before the export counts as done. Other poolings
+L2), and the no-reasoning vector of a head trained with pooling "reasoning" / "reasoning_token" (the same mean over
+the text span: `moon_rl.head.reasoning`); `write_sentence_transformers` checks it on sample texts before the export
+counts as done. Other poolings
 read the chat prompt or the generated reasoning, which a sentence-transformers pipeline does not run: they are
 refused with the reason, as is residual enhancement (moon-rl's hooks, absent from a plain model).
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from moon_rl.errors import MoonError
+from moon_rl.head.pooling import REASONING_POOLINGS
 
 ST_DIR = "st"
 
@@ -25,7 +28,7 @@ def check_exportable(extras, is_vision_language: bool) -> None:
         raise MoonError("--sentence-transformers: a vision-language model's embedding reads images; the layout exported is text only")
     if extras is None:
         return  # an adapter without a head: plain mean pooling, no Dense
-    if extras.args.pooling != "input":
+    if extras.args.pooling not in ("input", *REASONING_POOLINGS):  # a reasoning head's no-reasoning vector is "input"'s
         raise MoonError(
             f"--sentence-transformers: this run pools {extras.args.pooling!r} (over the chat prompt or the generated reasoning), "
             "which a sentence-transformers pipeline does not run; train with pooling=input for an embedder it can serve"

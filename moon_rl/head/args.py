@@ -30,8 +30,22 @@ class EmbeddingArgs:
         metadata={
             "help": "How hidden states become one vector: 'mean' over the reasoning span, 'last' token, 'fusion' (multi-head "
             "modality fusion), or 'input': the mean over the record's own text (title + brand/model number, no template, "
-            "no reasoning) in a short forward of its own, the sentence-transformers path (text models)."
+            "no reasoning) in a short forward of its own, the sentence-transformers path (text models); 'reasoning': the "
+            "model first writes its attribute reasoning after the record's text, and the vector is the mean over text + "
+            "reasoning; 'reasoning_token': the state of the token that ends the reasoning (UME-R1's embedding token)."
         },
+    )
+    input_contrastive_weight: float = dataclasses.field(
+        default=1.0,
+        metadata={
+            "help": "Poolings 'reasoning' / 'reasoning_token': weight of a second InfoNCE term on the no-reasoning vector "
+            "(the mean over the record's text span of the same forward, what pooling 'input' serves), so one run serves "
+            "a cheap index and a reasoning-aware one; 0 trains the reasoning vector only."
+        },
+    )
+    max_reasoning_tokens: int = dataclasses.field(
+        default=32,
+        metadata={"help": "Poolings 'reasoning' / 'reasoning_token': most tokens of reasoning trained on and generated at encode time."},
     )
     # Not `temperature`: GRPOConfig already uses that name for the sampling temperature.
     contrastive_temperature: float = dataclasses.field(default=0.05, metadata={"help": "InfoNCE softmax temperature."})
@@ -58,6 +72,11 @@ class EmbeddingArgs:
             raise MoonError(f"contrastive_weight must be >= 0, got {self.contrastive_weight}")
         if self.contrastive_temperature <= 0:
             raise MoonError(f"contrastive_temperature must be > 0, got {self.contrastive_temperature}")
+        if self.input_contrastive_weight < 0 or self.max_reasoning_tokens <= 0:
+            raise MoonError(
+                f"input_contrastive_weight must be >= 0 and max_reasoning_tokens positive, got {self.input_contrastive_weight} "
+                f"and {self.max_reasoning_tokens}"
+            )
         if (self.embedding_dim is not None and self.embedding_dim <= 0) or self.fusion_heads <= 0:
             raise MoonError("embedding_dim must be positive or null (no projection), and fusion_heads positive")
 

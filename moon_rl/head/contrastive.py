@@ -52,12 +52,14 @@ def contrastive_term(
     temperature: float,
     uids: torch.Tensor | None = None,
     bank: CandidateBank | None = None,
+    mode: str | None = None,
 ) -> ContrastiveTerm:
     """In-batch InfoNCE of this micro-batch: anchors = local rows; candidates = every process's micro-batch
-    (gathered with gradient) plus, with a bank, its entries whose rollout uid is in none of those micro-batches."""
+    (gathered with gradient) plus, with a bank, its entries whose rollout uid is in none of those micro-batches.
+    `mode` pools with another table mode than the head's (a reasoning head's no-reasoning vector: "input")."""
     if bank is not None and uids is None:
         raise ValueError("a candidate bank needs the micro-batch's rollout uids")
-    embeddings, info = extras.embed(hidden, masks)  # (B, D)
+    embeddings, info = extras.embed(hidden, masks) if mode is None else extras.embed(hidden, masks, mode=mode)  # (B, D)
     labels = (group_ids, row_ids) if uids is None else (group_ids, row_ids, uids)
     cands, cand_groups, cand_rows, *cand_uids = gather_with_grad(embeddings, *labels)
     if bank is not None:
@@ -71,17 +73,20 @@ def contrastive_term(
     return ContrastiveTerm(loss, stats, info, cands.size(0))
 
 
-def log_contrastive(metrics: dict, accelerator, term: ContrastiveTerm) -> None:
+def log_contrastive(metrics: dict, accelerator, term: ContrastiveTerm, prefix: str = "") -> None:
     """Append the term's figures to a TRL trainer's `_metrics[mode]` (means over the logging window):
     `contrastive_loss` and `retrieval_accuracy` (share of anchors whose top-1 candidate is a positive) only when
     some anchor had a positive, `contrastive/anchors` (summed over processes), `contrastive/candidates`, and the
-    add-ons' values (`fusion_gate/*`, `residual_gate_norm/*`)."""
+    add-ons' values (`fusion_gate/*`, `residual_gate_norm/*`). `prefix` names a second term of the same step
+    (`input/`: a reasoning head's no-reasoning vector)."""
     device = term.loss.device
     counts = torch.tensor([[term.stats.n_correct_top1, term.stats.n_anchors]], device=device, dtype=torch.float32)
     counts = accelerator.gather(counts).sum(dim=0)  # (2,)
     if counts[1] > 0:  # a micro-batch without any positive pair says nothing about retrieval
-        metrics["contrastive_loss"].append(accelerator.gather(term.loss.detach().float().reshape(1)).mean().item())
-        metrics["retrieval_accuracy"].append((counts[0] / counts[1]).item())
+        metrics[prefix + "contrastive_loss"].append(accelerator.gather(term.loss.detach().float().reshape(1)).mean().item())
+        metrics[prefix + "retrieval_accuracy"].append((counts[0] / counts[1]).item())
+    if prefix:
+        return  # anchors, candidates and add-on values are the first term's
     metrics["contrastive/anchors"].append(counts[1].item())
     metrics["contrastive/candidates"].append(float(term.n_candidates))
     for key, value in term.info.items():

@@ -60,19 +60,21 @@ class MoonExtras(nn.Module):
                 else None
             )
 
-    def embed(self, hidden: torch.Tensor, masks: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    def embed(self, hidden: torch.Tensor, masks: dict[str, torch.Tensor], mode: str | None = None) -> tuple[torch.Tensor, dict[str, float]]:
         """hidden (B, L, H) -> L2-normalised embeddings (B, embedding_dim) and loggable gate values; pooled by the
-        table in `moon_rl.head.pooling` (masks name the image / text / reasoning tokens).
+        table in `moon_rl.head.pooling` (masks name the image / text / reasoning tokens) with the head's pooling, or
+        `mode` (a reasoning head's no-reasoning vector: "input" over the same forward's text span).
 
         A row with no token to pool (mean/last pooling of an empty reasoning span: every completion masked
         as truncated, say) gets an all-zero embedding, not the head's bias direction shared by all such rows;
         the contrastive loss leaves zero rows out (`moon_rl.head.losses.group_info_nce`)."""
-        pooled, info = pool(self.args.pooling, hidden, masks, fusion=self.fusion)
+        mode = mode or self.args.pooling
+        pooled, info = pool(mode, hidden, masks, fusion=self.fusion)
         if self.residual is not None:
             for layer, norm in zip(self.residual.target_layers, self.residual.gate_norms()):
                 info[f"residual_gate_norm/layer{layer}"] = norm
         embeddings = self.head(pooled)  # (B, D)
-        empty = ~pooled_span(self.args.pooling, masks).any(dim=1)  # (B,)
+        empty = ~pooled_span(mode, masks).any(dim=1)  # (B,)
         if bool(empty.any()):
             embeddings = embeddings.masked_fill(empty[:, None], 0.0)
         return embeddings, info

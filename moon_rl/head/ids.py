@@ -17,6 +17,7 @@ ID_COLUMNS = ("id", "group_id")  # one per row (its own rollouts are not its pos
 TEXT_COLUMNS = ("title", "attributes")  # what pooling "input" embeds (`data_prep.formats.embedding_text`)
 GROUP_KEY, ROW_KEY, UID_KEY = "moon_group_ids", "moon_row_ids", "moon_rollout_uids"
 EMBED_IDS_KEY, EMBED_MASK_KEY = "moon_embed_input_ids", "moon_embed_attention_mask"
+LAYOUT_PREFIX = "moon_layout_"  # the reasoning poolings' layout (`moon_rl.head.reasoning`): moon_layout_input_ids, ...
 
 
 def stable_hash(label: str) -> int:

@@ -8,6 +8,8 @@ trainers and in `moon_rl.load().encode`, goes through `pool`.
 | `last`   | the reasoning (completion)    | the state at its last token                      |
 | `input`  | the record's own plain text   | mean (a short forward of its own, `head/text.py`) |
 | `fusion` | image, prompt text, reasoning | multi-head modality fusion (`head/fusion.py`)    |
+| `reasoning`       | the record's text + its reasoning | mean (`head/reasoning.py` layout)      |
+| `reasoning_token` | the token that ends the reasoning | its state (UME-R1's embedding token)   |
 
 Which tokens are which comes from boolean (B, L) masks named "image", "text" and "reasoning"
 (`modality_masks` for a chat prompt + completion, `input_masks` for plain text). A model without a head
@@ -19,9 +21,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-POOLINGS = ("mean", "last", "fusion", "input")
-# The mask each reduction mode reads; fusion reads all three modalities.
-SPANS = {"mean": "reasoning", "last": "reasoning", "input": "text"}
+POOLINGS = ("mean", "last", "fusion", "input", "reasoning", "reasoning_token")
+# Poolings that read the vector after the record's own text + cue + reasoning (`moon_rl.head.reasoning` layout):
+# the model writes its reasoning first, and the same forward's text span gives the no-reasoning ("input") vector.
+REASONING_POOLINGS = ("reasoning", "reasoning_token")
+# The masks each reduction mode reads (their union); fusion reads all three modalities.
+SPANS = {"mean": ("reasoning",), "last": ("reasoning",), "input": ("text",), "reasoning": ("text", "reasoning"), "reasoning_token": ("reasoning",)}
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -37,14 +42,16 @@ def last_token_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return hidden[torch.arange(hidden.size(0), device=hidden.device), last]
 
 
-REDUCTIONS = {"mean": mean_pool, "last": last_token_pool, "input": mean_pool}
+REDUCTIONS = {"mean": mean_pool, "last": last_token_pool, "input": mean_pool, "reasoning": mean_pool, "reasoning_token": last_token_pool}
 
 
 def pooled_span(mode: str, masks: dict[str, torch.Tensor]) -> torch.Tensor:
     """(B, L) bool: the tokens mode `mode` reads. A row where it is empty has nothing to embed."""
-    if mode == "fusion":
-        return masks["reasoning"].bool() | masks["image"].bool() | masks["text"].bool()
-    return masks[SPANS[mode]].bool()
+    names = ("reasoning", "image", "text") if mode == "fusion" else SPANS[mode]
+    span = masks[names[0]].bool()
+    for name in names[1:]:
+        span = span | masks[name].bool()
+    return span
 
 
 def pool(mode: str, hidden: torch.Tensor, masks: dict[str, torch.Tensor], fusion=None) -> tuple[torch.Tensor, dict[str, float]]:
@@ -56,7 +63,7 @@ def pool(mode: str, hidden: torch.Tensor, masks: dict[str, torch.Tensor], fusion
         return pooled, {f"fusion_gate/{k}": v for k, v in fusion.modality_weights(gate).items()}
     if mode not in REDUCTIONS:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {mode!r}")
-    return REDUCTIONS[mode](hidden, masks[SPANS[mode]]), {}
+    return REDUCTIONS[mode](hidden, pooled_span(mode, masks)), {}
 
 
 def headless_embedding(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,7 @@ import importlib
 import pytest
 
 MODULES = ["parsing", "attributes", "format", "category", "retrieval", "grounding", "length", "pairwise",
-           "registry", "guard"]
+           "registry", "guard", "identifier_format"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -46,6 +46,32 @@ def test_retrieval_margin_mode():
     assert retrieval_scores(emb[:2], ["g", "g"], ["a", "b"], mode="rr") == [1.0, 1.0]
 
 
+def test_rank_margin_weighs_the_rank_by_the_soft_margin():
+    emb = unit([1, 0], [0.6, 0.8], [0, 1], [0.8, -0.6])
+    groups, ids = ["g", "g", "h", "k"], ["a", "b", "c", "d"]
+    values = retrieval_scores(emb, groups, ids, mode="rank_margin")
+    # 0: positive cos 0.6; negatives cos 0.0 and 0.8, one above it: rank 2, rr = 1/2.
+    neg = torch.tensor([0.0, 0.8])
+    soft = (torch.softmax(neg / 0.5, dim=0) * neg).sum()
+    assert values[0] == pytest.approx(0.5 * (0.6 - float(soft)), abs=1e-6)
+    # A sharper positive raises the reward of the same rank: the margin counts, not only the rank.
+    sharper = emb.clone()
+    sharper[1] = torch.tensor([0.96, 0.28])
+    assert retrieval_scores(sharper, groups, ids, mode="rank_margin")[0] > values[0]
+    assert values[2] is None and values[3] is None
+
+
+def test_candidates_from_every_process_replace_the_local_batch():
+    """The trainer passes every process's rollouts (gathered) as `candidates`: a local rollout finds its positive there."""
+    local = unit([1, 0], [0, 1])
+    everyone = unit([1, 0], [0, 1], [0.9, 0.1], [0.1, 0.9])
+    cand = (everyone, ["g", "h", "g", "k"], ["a", "b", "c", "d"])
+    values = RetrievalReward()(["x", "y"], embeddings=local, group_id=["g", "h"], id=["a", "b"], candidates=cand)
+    assert values[0] == 1.0  # row c (another process) is a's positive, ranked first
+    assert values[1] is None  # h has no other member anywhere
+    assert RetrievalReward()(["x", "y"], embeddings=local, group_id=["g", "h"], id=["a", "b"]) == [None, None]  # locally: none
+
+
 def test_retrieval_errors_are_loud():
     emb = unit([1, 0], [0, 1])
     with pytest.raises(RewardError, match="embeddings"):

@@ -42,6 +42,8 @@ class ScoringPass:
     prompt_ids: list[list[int]] | None = None
     completion_ids: list[list[int]] | None = None
     images: list | None = None
+    rows: list[dict] | None = None  # the generation batch's dataset rows (one per rollout)
+    layout: dict[str, torch.Tensor] | None = None  # reasoning poolings: the rollouts' layout (`moon_rl.head.reasoning`)
     embeddings: torch.Tensor | None = None  # (N, D), no grad
     source: str | None = None  # "trl_forward" (captured from TRL's pass) or "extra_forward"
 
@@ -108,16 +110,29 @@ class EmbeddingReward:
     column, hence this wrapper. It keeps `fn`'s `__name__` (TRL's metric name) and looks like `fn` otherwise.
     """
 
-    def __init__(self, fn: Callable, provider: Callable[[], torch.Tensor]):
+    def __init__(self, fn: Callable, provider: Callable[[], torch.Tensor], candidates: Callable[[], tuple] | None = None):
         self.fn = fn
         self.provider = provider
+        self.candidates = candidates  # every process's rollouts, gathered: passed where `fn` takes `candidates`
         self.__name__ = getattr(fn, "__name__", type(fn).__name__)
 
+    def _extra(self) -> dict[str, Any]:
+        import inspect
+
+        extra: dict[str, Any] = {"embeddings": self.provider()}
+        inner = self.fn
+        while getattr(inner, "fn", None) is not None:  # look through wrappers (GuardedReward) to the reward itself
+            inner = inner.fn
+        target = inner if inspect.isfunction(inner) else getattr(inner, "__call__", inner)
+        if self.candidates is not None and "candidates" in inspect.signature(target).parameters:
+            extra["candidates"] = self.candidates()
+        return extra
+
     def __call__(self, *args: Any, **kwargs: Any):
-        return self.fn(*args, embeddings=self.provider(), **kwargs)
+        return self.fn(*args, **self._extra(), **kwargs)
 
     def __getattr__(self, name: str) -> Any:
-        if name in ("fn", "provider"):  # not set yet (unpickling): avoid infinite recursion
+        if name in ("fn", "provider", "candidates"):  # not set yet (unpickling): avoid infinite recursion
             raise AttributeError(name)
         return getattr(self.fn, name)
 
@@ -126,14 +141,14 @@ class AsyncEmbeddingReward(EmbeddingReward):
     """`EmbeddingReward` for an async reward (TRL awaits rewards whose `__call__` is a coroutine function)."""
 
     async def __call__(self, *args: Any, **kwargs: Any):
-        return await self.fn(*args, embeddings=self.provider(), **kwargs)
+        return await self.fn(*args, **self._extra(), **kwargs)
 
 
-def with_embeddings(fn: Callable, provider: Callable[[], torch.Tensor]) -> EmbeddingReward:
+def with_embeddings(fn: Callable, provider: Callable[[], torch.Tensor], candidates: Callable[[], tuple] | None = None) -> EmbeddingReward:
     import inspect
 
     is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))
-    return (AsyncEmbeddingReward if is_async else EmbeddingReward)(fn, provider)
+    return (AsyncEmbeddingReward if is_async else EmbeddingReward)(fn, provider, candidates)
 
 
 # ---- batches that mix rows with and without images --------------------------------------------------

@@ -62,8 +62,10 @@ from moon_rl.errors import MoonError
 from moon_rl.head.capture import HiddenStateCapture, unwrap_model
 from moon_rl.head.contrastive import CandidateBank, contrastive_term, log_contrastive
 from moon_rl.head.extras import detached_extras, get_extras, image_token_id_of, residual_suspended
-from moon_rl.head.ids import EMBED_IDS_KEY, EMBED_MASK_KEY, GROUP_KEY, ID_COLUMNS, ROW_KEY, UID_KEY, id_tensors
-from moon_rl.head.pooling import completion_mask_of, input_masks, modality_masks
+from moon_rl.head.ids import EMBED_IDS_KEY, EMBED_MASK_KEY, GROUP_KEY, ID_COLUMNS, LAYOUT_PREFIX, ROW_KEY, UID_KEY, id_tensors
+from moon_rl.head.pooling import REASONING_POOLINGS, completion_mask_of, input_masks, modality_masks
+from moon_rl.head.reasoning import layout_masks, reasoning_layout
+from moon_rl.head.text import backbone_hidden
 from moon_rl.models.merged_lora import merged_lora
 from moon_rl.head.text import backbone_hidden_distinct, record_texts, tokenize_texts
 from moon_rl.trainers.common import MoonTrainerMixin, attach_for_training, check_contrastive_data, default_run_name, use_backbone_only_ref_sync
@@ -113,15 +115,23 @@ class MoonGRPOTrainer(MoonTrainerMixin, GRPOTrainer):
             getattr(processing_class, "tokenizer", processing_class).padding_side = "left"
         self._scoring: ScoringPass | None = None
         self._bank: CandidateBank | None = None
+        if args.contrastive_on and args.pooling in REASONING_POOLINGS:
+            pos, kwargs = _with_reasoning_prompts(pos, kwargs)
         funcs = reward_funcs if isinstance(reward_funcs, list) else ([] if reward_funcs is None else [reward_funcs])
         self._reward_wants_embeddings = any(needs_embeddings(f) for f in funcs)
-        funcs = [with_embeddings(f, self._reward_embeddings) if needs_embeddings(f) else f for f in funcs]
+        funcs = [with_embeddings(f, self._reward_embeddings, self._reward_candidates) if needs_embeddings(f) else f for f in funcs]
         super().__init__(model, funcs, args, *pos, **kwargs)
         attach_for_training(self.model, self.args, self.args.seed, extras_dir, embeddings_wanted=self._reward_wants_embeddings)
         use_backbone_only_ref_sync(self)
         base = unwrap_model(self.model)
         self._policy_adapter = base.active_adapter if is_peft_model(base) else None
         if self.contrastive_on:
+            pooling = self._pooling()
+            if (pooling in REASONING_POOLINGS) != (self.args.pooling in REASONING_POOLINGS):
+                raise MoonError(
+                    f"the saved head pools {pooling!r} but the config says pooling={self.args.pooling!r}: the reasoning poolings "
+                    "need their own prompts (text + cue), so set pooling to the head's"
+                )
             if self._input_pooling() and self._reward_wants_embeddings:
                 raise MoonError(
                     "pooling='input' embeds the row's own text, which no rollout changes: a reward that scores rollout "
@@ -133,7 +143,8 @@ class MoonGRPOTrainer(MoonTrainerMixin, GRPOTrainer):
                 "num_generations, or steps_per_generation / gradient_accumulation_steps (contrastive_bank keeps the split "
                 "generation batch together)"
             )
-            check_contrastive_data(self, "grpo", self.args.generation_batch_size // self.num_generations, hint, self._input_pooling())
+            own_forward = self._input_pooling() or self._reasoning_pooling()
+            check_contrastive_data(self, "grpo", self.args.generation_batch_size // self.num_generations, hint, own_forward)
             if not hasattr(self.train_dataset, "__len__") and self.shuffle_dataset:
                 import warnings
 
@@ -250,17 +261,64 @@ class MoonGRPOTrainer(MoonTrainerMixin, GRPOTrainer):
     def _reward_embeddings(self) -> torch.Tensor:
         if self._scoring is None:
             raise MoonError("a reward asked for `embeddings` outside MoonGRPOTrainer's scoring step")
+        if self._reasoning_pooling():
+            return self._reasoning_embeddings_no_grad(self._scoring)
         return self._rollout_embeddings(self._scoring)
+
+    def _reward_candidates(self) -> tuple[torch.Tensor, list[str], list[str]]:
+        """Every process's rollout embeddings with their group and row ids, gathered: what an in-batch ranking
+        reward ranks against (TRL calls rewards on each process's slice)."""
+        from accelerate.utils import gather_object
+
+        scoring = self._scoring
+        emb = self._reward_embeddings()
+        rows = scoring.rows or []
+        return (
+            self.accelerator.gather(emb.contiguous()),
+            gather_object([str(r["group_id"]) for r in rows]),
+            gather_object([str(r["id"]) for r in rows]),
+        )
+
+    # ---- the reasoning poolings: the vector read after each rollout, in the layout `encode` serves -----------
+
+    def _reasoning_pooling(self) -> bool:
+        return self._pooling() in REASONING_POOLINGS
+
+    def _rollout_layout(self, rows: list[dict], completion_ids) -> dict[str, torch.Tensor]:
+        """Text + cue + each rollout's decoded reasoning + end token (`moon_rl.head.reasoning.reasoning_layout`):
+        decoded and re-tokenized as `encode` does with the reasoning it generates or is given."""
+        ids = [c.tolist() if isinstance(c, torch.Tensor) else list(c) for c in completion_ids]
+        reasonings = [self._tokenizer.decode(c, skip_special_tokens=True).strip() for c in ids]
+        tokens = get_extras(self.model).args.max_reasoning_tokens
+        return reasoning_layout(self.processing_class, record_texts(rows), reasonings, tokens, device=self.accelerator.device)
+
+    def _reasoning_embeddings_no_grad(self, scoring: ScoringPass) -> torch.Tensor:
+        if scoring.embeddings is None:
+            if scoring.completion_ids is None or scoring.rows is None:
+                raise RuntimeError("rollout embeddings were asked for before any completion was generated")
+            scoring.layout = self._rollout_layout(scoring.rows, scoring.completion_ids)
+            with torch.no_grad():
+                hidden = backbone_hidden(self.model, scoring.layout)
+                scoring.embeddings = get_extras(self.model).embed(hidden, layout_masks(scoring.layout))[0]
+            scoring.source = "extra_forward"
+        return scoring.embeddings
 
     def _generate_and_score_completions(self, inputs):
         mode = "train" if self.model.training else "eval"
-        self._scoring = scoring = ScoringPass(want_embeddings=self._reward_wants_embeddings or (mode == "train" and self._bank_needed() and not self._input_pooling()))
+        own = self._input_pooling() or self._reasoning_pooling()  # embeddings from moon-rl's own forward, not TRL's
+        self._scoring = scoring = ScoringPass(want_embeddings=(self._reward_wants_embeddings or (mode == "train" and self._bank_needed())) and not own)
+        scoring.rows = inputs
         try:
             output = super()._generate_and_score_completions(inputs)
             if self.contrastive_on:
                 self._attach_ids(output, inputs)
                 if mode == "train" and self._bank_needed():
-                    emb = self._input_embeddings_no_grad(output) if self._input_pooling() else self._rollout_embeddings(scoring)
+                    if self._input_pooling():
+                        emb = self._input_embeddings_no_grad(output)
+                    elif self._reasoning_pooling():
+                        emb = self._reasoning_embeddings_no_grad(scoring)
+                    else:
+                        emb = self._rollout_embeddings(scoring)
                     self._bank = CandidateBank.gather(self.accelerator, emb, output[GROUP_KEY], output[ROW_KEY], output[UID_KEY])
         finally:
             self._scoring = None
@@ -284,10 +342,19 @@ class MoonGRPOTrainer(MoonTrainerMixin, GRPOTrainer):
         if self._input_pooling():  # (N, L_text): split and shuffled with the rollouts like every other tensor
             embed = tokenize_texts(self.processing_class, record_texts(inputs), device=device)
             output[EMBED_IDS_KEY], output[EMBED_MASK_KEY] = embed["input_ids"], embed["attention_mask"]
+        elif self._reasoning_pooling():  # (N, L) layout tensors, split and shuffled with the rollouts likewise
+            layout = self._scoring.layout if self._scoring.layout is not None else None
+            if layout is None:
+                mask = output["completion_mask"].bool()
+                layout = self._rollout_layout(inputs, [ids[m] for ids, m in zip(output["completion_ids"], mask)])
+            output.update({LAYOUT_PREFIX + k: v for k, v in layout.items()})
+
+    def _pooling(self) -> str:
+        extras = get_extras(self.model)
+        return extras.args.pooling if extras is not None else self.args.pooling
 
     def _input_pooling(self) -> bool:
-        extras = get_extras(self.model)
-        return (extras.args.pooling if extras is not None else self.args.pooling) == "input"
+        return self._pooling() == "input"
 
     def _input_embeddings_no_grad(self, output: dict) -> torch.Tensor:
         embed = {"input_ids": output[EMBED_IDS_KEY], "attention_mask": output[EMBED_MASK_KEY]}
@@ -299,7 +366,20 @@ class MoonGRPOTrainer(MoonTrainerMixin, GRPOTrainer):
     def _compute_loss(self, model, inputs):
         if not self.contrastive_on:
             return super()._compute_loss(model, inputs)
-        if self._input_pooling():
+        mode = "train" if self.model.training else "eval"
+        if self._reasoning_pooling():
+            # The reasoning poolings: the policy loss is TRL's as is; each rollout's vector is read in the layout
+            # `encode` serves (text + cue + that rollout's reasoning + end), one forward of its own, with gradient.
+            loss = super()._compute_loss(model, inputs)
+            layout = {k[len(LAYOUT_PREFIX):]: inputs[k] for k in inputs if k.startswith(LAYOUT_PREFIX)}
+            hidden, masks = backbone_hidden(model, layout), layout_masks(layout)  # (B, L, H)
+            normalizer = self.current_gradient_accumulation_steps if mode == "train" else 1.0
+            if self.args.input_contrastive_weight > 0:  # the same model's no-reasoning vector, from the text span
+                plain = contrastive_term(get_extras(model), hidden, masks, inputs[GROUP_KEY], inputs[ROW_KEY], self.args.contrastive_temperature,
+                                         uids=inputs[UID_KEY], mode="input")
+                loss = loss + self.args.input_contrastive_weight * plain.loss.to(loss.dtype) / normalizer
+                log_contrastive(self._metrics[mode], self.accelerator, plain, prefix="input/")
+        elif self._input_pooling():
             # Pooling "input": the policy loss is TRL's as is; the rows' plain text gets a short forward of its own,
             # once per distinct text (a prompt's rollouts share it).
             loss = super()._compute_loss(model, inputs)
@@ -315,7 +395,6 @@ class MoonGRPOTrainer(MoonTrainerMixin, GRPOTrainer):
             attention_mask = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], dim=1)
             reasoning = completion_mask_of(attention_mask, inputs["completion_ids"].size(1))
             masks = modality_masks(input_ids, attention_mask, reasoning, image_token_id_of(model))
-        mode = "train" if self.model.training else "eval"
         term = contrastive_term(
             get_extras(model), hidden, masks, inputs[GROUP_KEY], inputs[ROW_KEY], self.args.contrastive_temperature,
             uids=inputs[UID_KEY], bank=self._bank if mode == "train" else None,
@@ -325,3 +404,25 @@ class MoonGRPOTrainer(MoonTrainerMixin, GRPOTrainer):
         loss = loss + self.args.contrastive_weight * term.loss.to(loss.dtype) / normalizer
         log_contrastive(self._metrics[mode], self.accelerator, term)
         return loss
+
+
+def _with_reasoning_prompts(pos: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    """The training set with each row's prompt replaced by its text + cue (`moon_rl.head.reasoning`): a reasoning
+    pooling's rollouts are the reasoning its vector is read after, so they continue the layout `encode` serves,
+    not the chat prompt `moon-rl data prepare --task grpo` wrote (that one asks for <think>/<answer> traces)."""
+    from moon_rl.head.reasoning import REASONING_CUE
+
+    def rewrite(dataset):
+        if dataset is None or not hasattr(dataset, "map"):
+            return dataset
+        return dataset.map(lambda row: {"prompt": record_texts([row])[0] + REASONING_CUE}, desc="reasoning prompts")
+
+    if "train_dataset" in kwargs:
+        kwargs = {**kwargs, "train_dataset": rewrite(kwargs["train_dataset"])}
+    elif pos:
+        pos = (rewrite(pos[0]), *pos[1:])
+    if isinstance(kwargs.get("eval_dataset"), dict):
+        kwargs = {**kwargs, "eval_dataset": {k: rewrite(v) for k, v in kwargs["eval_dataset"].items()}}
+    elif kwargs.get("eval_dataset") is not None:
+        kwargs = {**kwargs, "eval_dataset": rewrite(kwargs["eval_dataset"])}
+    return pos, kwargs

@@ -24,6 +24,7 @@ from trl import SFTConfig
 from moon_rl.config_io import build_run_configs
 from moon_rl.errors import MoonError
 from moon_rl.head.args import EmbeddingArgs
+from moon_rl.head.pooling import REASONING_POOLINGS
 from moon_rl.trainers.defaults import RuntimeDefaults
 from moon_rl.models.loading import ModelArgs
 
@@ -45,7 +46,9 @@ class MoonSFTConfig(SFTConfig, EmbeddingArgs, RuntimeDefaults):
         default=1.0,
         metadata={
             "help": "Weight of TRL's next-token loss on the completion. 0 skips that forward entirely (pooling 'input' and "
-            "the contrastive term on): a contrastive-only fine-tune of the embedding, the reasoning left as the base wrote it."
+            "the contrastive term on): a contrastive-only fine-tune of the embedding, the reasoning left as the base wrote it. "
+            "Poolings 'reasoning' / 'reasoning_token': the weight of the next-token loss on the reasoning of their own layout "
+            "(text + cue + reasoning), computed from the same forward as the embedding; TRL's forward is not run."
         },
     )
     report_to: None | str | list[str] = dataclasses.field(
@@ -60,10 +63,11 @@ class MoonSFTConfig(SFTConfig, EmbeddingArgs, RuntimeDefaults):
         self.configure_ddp_for_head()
         if self.next_token_weight < 0:
             raise MoonError(f"next_token_weight must be >= 0, got {self.next_token_weight}")
-        if self.next_token_weight == 0 and not (self.contrastive_on and self.pooling == "input"):
+        if self.next_token_weight == 0 and not (self.contrastive_on and self.pooling in ("input", *REASONING_POOLINGS)):
             raise MoonError(
                 "next_token_weight=0 leaves only the contrastive term on the record's own text: it needs contrastive_weight > 0 "
-                f"and pooling='input' (got contrastive_weight={self.contrastive_weight}, pooling={self.pooling!r}); "
+                f"and pooling='input' or a reasoning pooling {REASONING_POOLINGS} (got contrastive_weight={self.contrastive_weight}, "
+                f"pooling={self.pooling!r}); "
                 "the other poolings read the hidden states of the next-token forward"
             )
         if self.contrastive_on and (self.packing or self.padding_free):

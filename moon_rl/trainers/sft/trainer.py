@@ -40,11 +40,12 @@ import torch
 from trl import SFTTrainer
 
 from moon_rl.errors import MoonError
-from moon_rl.head.capture import HiddenStateCapture
+from moon_rl.head.capture import HiddenStateCapture, peft_base
 from moon_rl.head.contrastive import contrastive_term, log_contrastive
 from moon_rl.head.extras import image_token_id_of
-from moon_rl.head.ids import EMBED_IDS_KEY, EMBED_MASK_KEY, GROUP_KEY, ID_COLUMNS, ROW_KEY, TEXT_COLUMNS
-from moon_rl.head.pooling import input_masks, modality_masks
+from moon_rl.head.ids import EMBED_IDS_KEY, EMBED_MASK_KEY, GROUP_KEY, ID_COLUMNS, LAYOUT_PREFIX, ROW_KEY, TEXT_COLUMNS
+from moon_rl.head.pooling import REASONING_POOLINGS, input_masks, modality_masks
+from moon_rl.head.reasoning import layout_masks, next_token_nll
 from moon_rl.head.text import backbone_hidden
 from moon_rl.trainers.common import MoonTrainerMixin, attach_for_training, check_contrastive_data, default_run_name
 from moon_rl.trainers.sampling import GroupedSampler, batch_clusters
@@ -70,14 +71,19 @@ class MoonSFTTrainer(MoonTrainerMixin, SFTTrainer):
         if self.contrastive_on:
             rows = self.args.per_device_train_batch_size * self.args.world_size
             hint = f"rows per batch = per_device_train_batch_size x processes ({rows}): raise per_device_train_batch_size"
-            check_contrastive_data(self, "sft", rows, hint, input_pooling=self.args.pooling == "input")
-            embed_tokenizer = self.processing_class if self.args.pooling == "input" else None
-            self.data_collator = MoonCollator(self.data_collator, drop=self._sampler_columns(), embed_tokenizer=embed_tokenizer)
+            check_contrastive_data(self, "sft", rows, hint, input_pooling=self._own_forward())
+            embed_tokenizer = self.processing_class if self._own_forward() else None
+            reasoning_tokens = self.args.max_reasoning_tokens if self.args.pooling in REASONING_POOLINGS else None
+            self.data_collator = MoonCollator(self.data_collator, drop=self._sampler_columns(), embed_tokenizer=embed_tokenizer, reasoning_tokens=reasoning_tokens)
         # After PEFT wrapping (inside super), so the head stays trainable; nothing at all with the term off.
         attach_for_training(self.model, self.args, self.args.seed, extras_dir)
 
 
     # ---- data -------------------------------------------------------------------------------------
+
+    def _own_forward(self) -> bool:
+        """Poolings whose forward is moon-rl's own over the row's text ("input"; the reasoning layout), not TRL's."""
+        return self.args.pooling == "input" or self.args.pooling in REASONING_POOLINGS
 
     def _sampler_columns(self) -> tuple[str, ...]:
         column = self.args.hard_negatives_by
@@ -87,7 +93,7 @@ class MoonSFTTrainer(MoonTrainerMixin, SFTTrainer):
         super()._set_signature_columns_if_needed()
         if not self.contrastive_on:
             return
-        text = TEXT_COLUMNS if self.args.pooling == "input" else ()
+        text = TEXT_COLUMNS if self._own_forward() else ()
         self._signature_columns = list(dict.fromkeys([*self._signature_columns, *ID_COLUMNS, *self._sampler_columns(), *text]))
 
     def _get_train_sampler(self, train_dataset=None):
@@ -113,6 +119,8 @@ class MoonSFTTrainer(MoonTrainerMixin, SFTTrainer):
         group_ids, row_ids = inputs.pop(GROUP_KEY, None), inputs.pop(ROW_KEY, None)
         if group_ids is None:
             raise MoonError("batch has no group ids: the dataset needs 'id' and 'group_id' columns for the contrastive loss")
+        if self.args.pooling in REASONING_POOLINGS:
+            return self._reasoning_loss(model, inputs, group_ids, row_ids, return_outputs, num_items_in_batch)
         labels, input_ids, attention_mask = inputs["labels"], inputs["input_ids"], inputs["attention_mask"]
         embed = {"input_ids": inputs.pop(EMBED_IDS_KEY, None), "attention_mask": inputs.pop(EMBED_MASK_KEY, None)}
 
@@ -152,6 +160,33 @@ class MoonSFTTrainer(MoonTrainerMixin, SFTTrainer):
         loss = contrastive if loss is None else loss + contrastive.to(loss.dtype)
         log_contrastive(self._metrics[self._mode()], self.accelerator, term)
         return (loss, outputs) if return_outputs else loss
+
+    def _reasoning_loss(self, model, inputs, group_ids, row_ids, return_outputs, num_items_in_batch):
+        """The reasoning poolings: one forward over text + cue + gold reasoning + end (`moon_rl.head.reasoning`),
+        next-token NLL on the reasoning and end tokens, InfoNCE on the vector read after the reasoning and, with
+        `input_contrastive_weight`, on the no-reasoning vector (the text span of the same forward). TRL's forward over
+        its chat prompt + completion is not run: the layout is the one `encode` serves."""
+        layout = {k[len(LAYOUT_PREFIX):]: inputs.pop(k) for k in list(inputs) if k.startswith(LAYOUT_PREFIX)}
+        if "input_ids" not in layout:
+            raise RuntimeError(f"pooling {self.args.pooling!r} but the batch carries no reasoning layout; the collator was replaced")
+        self._count_tokens(layout["attention_mask"])
+        hidden = backbone_hidden(model, layout)  # (B, L, H), with grad
+        steps = self.current_gradient_accumulation_steps if num_items_in_batch is not None else 1
+        loss = hidden.new_zeros(())
+        if self.args.next_token_weight > 0:
+            nll = next_token_nll(hidden, layout["input_ids"], layout["targets"], peft_base(model).get_output_embeddings())
+            self._metrics[self._mode()]["nll"].append(self.accelerator.gather_for_metrics(nll.detach().float().reshape(1)).mean().item())
+            loss = loss + self.args.next_token_weight * nll / steps
+        groups, rows, temperature = group_ids.to(hidden.device), row_ids.to(hidden.device), self.args.contrastive_temperature
+        masks = layout_masks(layout)
+        term = contrastive_term(self.moon_extras(), hidden, masks, groups, rows, temperature)
+        loss = loss + self.args.contrastive_weight * term.loss / steps
+        log_contrastive(self._metrics[self._mode()], self.accelerator, term)
+        if self.args.input_contrastive_weight > 0:
+            plain = contrastive_term(self.moon_extras(), hidden, masks, groups, rows, temperature, mode="input")
+            loss = loss + self.args.input_contrastive_weight * plain.loss / steps
+            log_contrastive(self._metrics[self._mode()], self.accelerator, plain, prefix="input/")
+        return (loss, None) if return_outputs else loss
 
     # ---- metrics ----------------------------------------------------------------------------------
 
