@@ -18,6 +18,7 @@ import platform
 from importlib import metadata
 from pathlib import Path
 
+from pretrained_section import fmt, pretrained_section
 from speed_sections import ratios_section, rollout_section, scaling_section, sft_vs_plain_section
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,8 +57,6 @@ def _lines(path: str) -> list[str]:
         return []
 
 
-def fmt(v, digits: int = 3) -> str:
-    return f"{v:.{digits}f}" if isinstance(v, (int, float)) and not isinstance(v, bool) else "-"
 
 
 def cell(stat: dict | None, digits: int = 3) -> str:
@@ -302,60 +301,6 @@ def pairwise_tiny_section(data: dict | None) -> list[str]:
               f"{fmt(data['train_reward']['end'])}. GRPO above chance and above both constant answers: {data['grpo_above_chance']}; "
               f"GRPO minus SFT: {data['grpo_minus_sft']:+.3f}."]
     return lines + [""]
-
-
-PRETRAINED_ROWS = [
-    ("tfidf_word", "TF-IDF, words"), ("tfidf_char", "TF-IDF, char 2-4-grams"), ("bm25", "BM25"),
-    ("minilm", "all-MiniLM-L6-v2"), ("minilm_ft", "all-MiniLM-L6-v2 fine-tuned (MNRL, train pairs)"),
-    ("base", "SmolLM2-135M-Instruct base (moon-rl encode, mean pooling)"), ("sft", "moon-rl contrastive SFT (LoRA, pooling input)"),
-    ("grpo", "moon-rl SFT + joint GRPO"),
-]
-
-
-def pretrained_section(data: dict | None, e2e: dict | None) -> list[str]:
-    """benchmarks/pretrained.py: real offers, full corpora, every row on the same queries; smollm2_e2e.py: every command."""
-    lines = ["## Real data, real pretrained base (`pretrained`)", ""]
-    if not data:
-        return lines + ["Not run yet: `python benchmarks/pretrained.py` (long: run it in the background; it resumes).", ""]
-    lines += [
-        "Query = a table-A offer in a positive test pair, corpus = the whole table B (no cap), hit = an offer of the query's "
-        "group; every row reads the same text (title + brand / model number). Command of each row in "
-        "`benchmarks/results/pretrained.json` (`details.<row>.command`). A row marked * is a run in progress (its last "
-        "scored checkpoint).", "",
-    ]
-    names = list(data)
-    lines += ["| row | " + " | ".join(f"{n} R@1 / MRR" for n in names) + " |", "|---" * (len(names) + 1) + "|"]
-    for key, label in PRETRAINED_ROWS:
-        cells = []
-        for n in names:
-            d = data[n].get("details", {}).get(key)
-            cells.append("not run" if d is None else f"{d['R@1']:.3f} / {d['MRR']:.3f}" + (" *" if d.get("partial") else ""))
-        if any(c != "not run" for c in cells):
-            lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines.append("| queries x corpus | " + " | ".join(f"{data[n]['queries']} x {data[n]['corpus']}" for n in names) + " |")
-    lines.append("")
-    for n in names:
-        sft = data[n].get("details", {}).get("sft")
-        if sft and sft.get("curve"):
-            base = data[n]["rows"].get("base")
-            lines += [f"{n}, SFT R@1 by step (batch 16; base {fmt(base)}):", "",
-                      "| step | " + " | ".join(str(p["step"]) for p in sft["curve"]) + " |",
-                      "|---" * (len(sft["curve"]) + 1) + "|",
-                      "| R@1 | " + " | ".join(fmt(p["R@1"]) for p in sft["curve"]) + " |",
-                      "| MRR | " + " | ".join(fmt(p["MRR"]) for p in sft["curve"]) + " |", ""]
-        ft = data[n].get("details", {}).get("minilm_ft")
-        if ft and ft.get("curve"):
-            lines += [f"{n}, fine-tuned MiniLM by epoch (chosen on valid R@1: epoch {ft['epoch']}, {ft['train_pairs']} train pairs): "
-                      + ", ".join(f"{p['epoch']}: valid {fmt(p['valid_R@1'])} / test {fmt(p['test']['R@1'])}" for p in ft["curve"]), ""]
-    if e2e:
-        lines += ["### Every command on SmolLM2-135M-Instruct (`smollm2_e2e`)", "", "| stage | exit | seconds |", "|---|---|---|"]
-        lines += [f"| `{s['stage']}` | {s['exit']} | {s['seconds']:.0f} |" for s in e2e.get("stages", [])]
-        check = e2e.get("sentence_transformers_check")
-        if check:
-            lines += ["", f"`SentenceTransformer(EXPORT/st).encode` vs `moon_rl.load(RUN).encode` on {check['texts']} texts: "
-                      f"min cosine {check['min_cosine']} (passes 1e-4: {check['passes_1e-4']})."]
-        lines.append("")
-    return lines
 
 
 def other_section(results: Path) -> list[str]:

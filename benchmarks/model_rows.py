@@ -10,6 +10,9 @@ initialisation) and scored on the same queries and corpus at each point of its c
   after the model's own greedy reasoning: what `encode` serves; at --own-points only, generation is the cost),
   `gold` (after the trace it was trained on: the gap between the two is the price of the model's own reasoning),
   and `input` (the same model's no-reasoning vector). The row's value is `own` at its last point.
+- `grpo_reasoning`: `moon-rl grpo` with configs/grpo_smollm2_reasoning.yaml (retrieval reward read after each rollout
+  + format, InfoNCE on both vectors) from the `sft_reasoning` row's model at --grpo-from steps; its `steps` count
+  the SFT steps too, so it is compared with `sft_reasoning` at the same total.
 - `plain_contrastive`: benchmarks/sft_vs_plain.py's plain transformers + PEFT loop on moon-rl's batch plan of the same
   seed (abt-buy only: that script is wired to it).
 Each row trains in legs (`--resume latest` between them: the recipe's constant schedule makes the legs one run) and is
@@ -165,8 +168,59 @@ def row_sft(row: str, data: Matching, workdir: Path, name: str, config: Path, ov
             print(f"  {row} step {target} {way}: R@1 {res['R@1']:.3f}  MRR {res['MRR']:.3f}", flush=True)
         curve.append(point)
         curve_file.write_text(json.dumps(curve, indent=2) + "\n", encoding="utf-8")
+        snapshot(out, workdir / name / f"{row}_step{target}")
         save(summary(row, curve, cmd))
     return summary(row, curve, shlex.join(cmd) if cmd else "(all legs done)")
+
+
+def snapshot(run_dir: Path, dest: Path) -> None:
+    """The run's final artifacts after a leg (adapter, head, tokenizer, run info), kept: a later leg overwrites them,
+    and the GRPO row starts from the SFT row at a given step."""
+    import shutil
+
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for item in run_dir.iterdir():
+        if item.is_file() and item.suffix != ".bin":
+            shutil.copy2(item, dest / item.name)
+
+
+def row_grpo(data: Matching, workdir: Path, name: str, config: Path, start: int, steps: list[int], own_points: list[int], save) -> dict:
+    """`moon-rl grpo` with configs/grpo_smollm2_reasoning.yaml from the `sft_reasoning` row's model at step `start`,
+    in legs up to each of `steps` (GRPO steps), scored like the SFT reasoning rows after each leg."""
+    init = workdir / name / f"sft_reasoning_step{start}"
+    if not (init / "moon_extras.json").is_file():
+        raise SystemExit(f"grpo_reasoning starts from {init}: run the sft_reasoning row up to step {start} first (--sft-steps)")
+    ds = workdir / name / "grpo_data"
+    if not (ds / "dataset_info.json").is_file():
+        catalog = sft_catalog(data.catalog, workdir / name / "sft_catalog")
+        run([PY, "-m", "moon_rl", "data", "prepare", "--task", "grpo", "--catalog", str(catalog), "--out", str(ds)])
+    out = workdir / name / "grpo_reasoning_run"
+    curve_file = workdir / name / "grpo_reasoning_curve.json"
+    curve = json.loads(curve_file.read_text(encoding="utf-8")) if curve_file.is_file() else []
+    cmd: list[str] = []
+    for target in steps:
+        if any(point["step"] == start + target for point in curve):
+            continue
+        cmd = [PY, "-m", "moon_rl", "grpo", "--model", str(init), "--data", str(ds), "--out", str(out), "--config", str(config),
+               "--set", f"max_steps={target}", "--set", f"seed={SEED}"]
+        if any(out.glob("checkpoint-*/moon_rl_complete.json")):
+            cmd += ["--resume", "latest"]
+        t0 = time.time()
+        run(cmd)
+        point = {"step": start + target, "grpo_steps": target, "train_seconds": round(time.time() - t0, 1)}
+        emb = workdir / name / "emb" / f"grpo_reasoning-step{target}"
+        for way in ["input", "gold", *(["own"] if target in own_points or target == steps[-1] else [])]:
+            res = score_model(out, data, emb, way)
+            point[way] = {k: res[k] for k in ("R@1", "R@10", "MRR", "encode_seconds")}
+            if "reasoning_examples" in res:
+                point[way]["reasoning_examples"] = res["reasoning_examples"]
+            print(f"  grpo_reasoning step {start}+{target} {way}: R@1 {res['R@1']:.3f}  MRR {res['MRR']:.3f}", flush=True)
+        curve.append(point)
+        curve_file.write_text(json.dumps(curve, indent=2) + "\n", encoding="utf-8")
+        save({**summary("grpo_reasoning", curve, cmd), "sft_steps": start})
+    return {**summary("grpo_reasoning", curve, shlex.join(cmd) if cmd else "(all legs done)"), "sft_steps": start}
 
 
 def summary(row: str, curve: list[dict], cmd) -> dict:

@@ -41,10 +41,10 @@ REAL = ROOT.parent / "shared" / "data" / "real"
 DEFAULT_MATCHING = [REAL / "product_matching" / "abt-buy", REAL / "product_matching" / "walmart-amazon_1"]
 NAMES = {"walmart-amazon_1": "walmart-amazon"}
 BASELINE_ROWS = ["tfidf_word", "tfidf_char", "bm25", "minilm", "minilm_ft"]
-MODEL_ROWS = ["base", "plain_contrastive", "sft_input", "sft_reasoning", "sft_reasoning_mean"]
+MODEL_ROWS = ["base", "plain_contrastive", "sft_input", "sft_reasoning", "sft_reasoning_mean", "grpo_reasoning"]
 
 from matching_data import PY, Matching, prepare_catalog, rank_metrics  # noqa: E402  (after sys.path)
-from model_rows import SFT_ROWS, row_base, row_plain, row_sft  # noqa: E402
+from model_rows import SFT_ROWS, row_base, row_grpo, row_plain, row_sft  # noqa: E402
 
 
 # ---- results file -----------------------------------------------------------------------------------
@@ -149,6 +149,9 @@ def main() -> None:
     steps = lambda v: [int(x) for x in v.split(",")]  # noqa: E731
     parser.add_argument("--sft-steps", type=steps, default=[30, 60, 90, 120],
                         help="steps after which the training rows are scored (their curve), comma-separated")
+    parser.add_argument("--grpo-config", type=Path, default=ROOT / "configs" / "grpo_smollm2_reasoning.yaml")
+    parser.add_argument("--grpo-from", type=int, default=120, help="the sft_reasoning step the grpo_reasoning row starts from")
+    parser.add_argument("--grpo-steps", type=steps, default=[20, 40], help="GRPO steps after which grpo_reasoning is scored")
     parser.add_argument("--own-points", type=steps, default=[60],
                         help="steps (besides the last) at which the reasoning rows are also scored after their own generated reasoning")
     args = parser.parse_args()
@@ -179,13 +182,15 @@ def main() -> None:
                 detail = row_minilm_ft(data, args.workdir / name)
             elif row == "base":
                 detail = row_base(data, args.workdir, name)
-            elif row in SFT_ROWS or row == "plain_contrastive":
+            elif row in SFT_ROWS or row in ("plain_contrastive", "grpo_reasoning"):
                 def partial(d, name=name, header=header, row=row):
                     d = {**d, "partial": True, "machine": machine_info(load)}
                     save_row(args.out, name, header, row, round(d["R@1"], 4), d)
 
                 if row == "plain_contrastive":
                     detail = row_plain(data, args.workdir, name, args.sft_steps)
+                elif row == "grpo_reasoning":
+                    detail = row_grpo(data, args.workdir, name, args.grpo_config, args.grpo_from, args.grpo_steps, args.grpo_steps, partial)
                 else:
                     detail = row_sft(row, data, args.workdir, name, args.sft_config, args.sft_set, args.sft_steps, args.own_points, partial)
             else:

@@ -33,8 +33,6 @@ query belongs to), because at search time nobody knows them.
 from __future__ import annotations
 
 import copy
-import dataclasses
-import json
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -42,87 +40,11 @@ from typing import Any
 
 import torch
 
-from data_prep.formats import INSTRUCTION, QUERY_INSTRUCTION, build_prompt, user_message
-from data_prep.schema import KNOWN_FIELDS, Product
+from data_prep.schema import Product
 from moon_rl.errors import MoonError
-from moon_rl.models.loading import RUN_INFO
-
-RUN_META = RUN_INFO  # moon_rl.json, written by the trainers (moon_rl.models.loading.write_run_info)
+from moon_rl.records import Query, as_record, longest_first, record_prompt  # noqa: F401  (public here too)
+from moon_rl.model_dir import RUN_META, check_adapter_fits, read_run_meta, resolve_model_dir  # noqa: F401  (public here too)
 DEFAULT_MAX_NEW_TOKENS = 128
-
-
-@dataclasses.dataclass
-class Query:
-    """What a shopper gives: search text, images (paths relative to `catalog_dir`, or PIL images), or both."""
-
-    text: str = ""
-    images: list[Any] = dataclasses.field(default_factory=list)
-    id: str = ""
-
-
-def as_record(obj: Any) -> Product | Query:
-    if isinstance(obj, (Product, Query)):
-        return obj
-    if isinstance(obj, str):
-        return Query(text=obj)
-    if isinstance(obj, dict):
-        if obj.get("category"):
-            fields = {k: v for k, v in obj.items() if k in KNOWN_FIELDS}
-            fields.setdefault("id", "")
-            fields.setdefault("title", "")
-            return Product(**fields)
-        return Query(text=obj.get("title") or obj.get("text") or "", images=list(obj.get("images") or []), id=obj.get("id", ""))
-    raise MoonError(f"cannot encode a {type(obj).__name__}; pass Product, Query, dict or str records")
-
-
-def _open_images(refs: Sequence[Any], catalog_dir: Path) -> list:
-    from PIL import Image
-
-    images = []
-    for ref in refs:
-        if isinstance(ref, Image.Image):
-            images.append(ref.convert("RGB"))
-            continue
-        path = Path(ref) if Path(ref).is_absolute() else catalog_dir / ref
-        if not path.is_file():
-            raise MoonError(f"query image {path} does not exist (relative paths are resolved against catalog_dir={catalog_dir})")
-        with Image.open(path) as img:
-            images.append(img.convert("RGB"))
-    return images
-
-
-def record_prompt(record: Product | Query, catalog_dir: Path, with_images: bool) -> tuple[list[dict], list]:
-    """(messages, PIL images) for one record; images only when `with_images` (a VL model)."""
-    if isinstance(record, Product):
-        messages, images = build_prompt(record, catalog_dir, with_images=with_images and bool(record.images))
-        if not record.title:  # image-only product: no empty "Title:" line
-            text = "\n".join(line for line in _message_text(messages).split("\n") if line != "Title: ")
-            messages = [user_message(text, len(images), parts=with_images)]
-        elif with_images and not images:
-            messages = [user_message(_message_text(messages), 0, parts=True)]  # VL chat layout even without images
-        return messages, images
-    images = _open_images(record.images, catalog_dir) if with_images else []
-    lines = [QUERY_INSTRUCTION if record.text else INSTRUCTION]
-    if record.text:
-        lines += ["", f"Query: {record.text}"]
-    return [user_message("\n".join(lines), len(images), parts=with_images)], images
-
-
-def _message_text(messages: list[dict]) -> str:
-    content = messages[0]["content"]
-    return content if isinstance(content, str) else "".join(p.get("text", "") for p in content if p.get("type") == "text")
-
-
-def longest_first(records: Sequence[Product | Query]) -> list[int]:
-    """Record indices, longest text first (stable): batches of similar lengths pad less, and the first batch is
-    the largest, so a batch size that does not fit fails at once (sentence-transformers' `encode` does the same)."""
-
-    def size(record: Product | Query) -> int:
-        if isinstance(record, Query):
-            return len(record.text)
-        return len(record.title) + len(record.description or "") + sum(len(str(k)) + len(str(v)) for k, v in record.attributes.items())
-
-    return sorted(range(len(records)), key=lambda i: -size(records[i]))
 
 
 def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -172,13 +94,16 @@ class MoonModel:
         progress: bool = True,
         desc: str = "encode",
         reasonings: Sequence[str] | None = None,
+        reasoning_cache: str | Path | None = None,
     ) -> tuple[torch.Tensor, list[str]]:
         """Embeddings and the reasoning text generated on the way ("" each when `reasoning=False`).
 
         A head with pooling `reasoning` / `reasoning_token` (`self.reads_reasoning`): `reasoning=True` serves the vector
         read after the model's own greedy reasoning (at most `max_reasoning_tokens`), or after `reasonings` when given
         (one string per record: a cache of an earlier call's reasoning, or a gold trace), with no generation at all;
-        `reasoning=False` serves the same model's no-reasoning vector (the record's text span, pooling "input")."""
+        `reasoning=False` serves the same model's no-reasoning vector (the record's text span, pooling "input").
+        `reasoning_cache` (a folder): the reasoning written for each record is kept there per model
+        (`moon_rl.reasoning_cache`) and read back instead of generated again."""
         from tqdm.auto import tqdm
 
         from moon_rl.models.merged_lora import merged_lora
@@ -192,6 +117,11 @@ class MoonModel:
         order = longest_first(recs)
         out, texts = [], []
         plain = self.embeds_plain_text(reasoning)
+        cache = None
+        if reasoning_cache is not None and self.reads_reasoning and reasoning and reasonings is None:
+            from moon_rl.reasoning_cache import ReasoningCache, model_fingerprint
+
+            cache = ReasoningCache(reasoning_cache, model_fingerprint(self.source))
         # The adapter merged for the whole call (restored exactly after): no per-layer LoRA ops on every forward.
         with merged_lora(self.model), tqdm(total=len(recs), desc=desc, unit="rec", disable=not progress) as bar:
             for start in range(0, len(order), batch_size):
@@ -204,7 +134,7 @@ class MoonModel:
                     continue
                 if self.reads_reasoning:  # text + cue + reasoning (`moon_rl.head.reasoning`)
                     given = [reasonings[i] for i in indices] if reasonings is not None else None
-                    emb, written = self._embed_reasoned(batch, given, max_new_tokens)
+                    emb, written = self._embed_reasoned(batch, given, max_new_tokens, cache)
                     out.append(emb)
                     texts += written
                     bar.update(len(batch))
@@ -310,14 +240,22 @@ class MoonModel:
         return [r.strip() for r in self._decode(completions)]
 
     @torch.no_grad()
-    def _embed_reasoned(self, batch: Sequence[Product | Query], reasonings: list[str] | None, max_new_tokens: int | None) -> tuple[torch.Tensor, list[str]]:
-        """(B, D) vectors read after each record's reasoning (generated, or given), and that reasoning."""
+    def _embed_reasoned(self, batch: Sequence[Product | Query], reasonings: list[str] | None, max_new_tokens: int | None,
+                        cache=None) -> tuple[torch.Tensor, list[str]]:
+        """(B, D) vectors read after each record's reasoning (given, cached, or generated now), and that reasoning."""
         from moon_rl.head.reasoning import layout_masks, reasoning_layout
         from moon_rl.head.text import backbone_hidden
 
         texts = self._record_texts(batch)
         if reasonings is None:
-            reasonings = self._reason(texts, max_new_tokens)
+            reasonings = [cache.get(t) if cache is not None else None for t in texts]
+            missing = [i for i, r in enumerate(reasonings) if r is None]
+            if missing:
+                written = self._reason([texts[i] for i in missing], max_new_tokens)
+                for i, r in zip(missing, written):
+                    reasonings[i] = r
+                if cache is not None:
+                    cache.put((texts[i], r) for i, r in zip(missing, written))
         layout = reasoning_layout(self.tokenizer, texts, reasonings, self.extras.args.max_reasoning_tokens, device=self.device)
         hidden = backbone_hidden(self.model, layout)  # (B, L, H)
         return self.extras.embed(hidden, layout_masks(layout))[0].float().cpu(), list(reasonings)
@@ -412,41 +350,6 @@ class MoonModel:
 # ---- loading -------------------------------------------------------------------------------------
 
 
-def resolve_model_dir(path: str | Path) -> Path:
-    """The folder to load: `path` itself, or for a run folder without final artifacts its newest complete checkpoint."""
-    from moon_rl.trainers.checkpoints import final_save_unfinished, latest_complete_checkpoint, list_checkpoints
-
-    from moon_rl.models.gguf import materialize
-
-    path = Path(materialize(str(path))).expanduser()
-    if not path.is_dir():
-        raise MoonError(f"model path {path} does not exist (give a run folder, a checkpoint-N folder, an export or a base model folder)")
-    unfinished = final_save_unfinished(path)
-    if not unfinished and ((path / "adapter_config.json").is_file() or (path / "config.json").is_file()):
-        return path
-    why = "its final save did not finish" if unfinished else "no final model in the run folder"
-    latest = latest_complete_checkpoint(path)
-    if latest is not None:
-        print(f"{path}: {why}; using its newest complete checkpoint {latest.name}")
-        return latest
-    found = [p.name for _, p in list_checkpoints(path)]
-    hint = f" (only incomplete checkpoints: {found})" if found else ""
-    if unfinished:
-        raise MoonError(f"{path}: its final save did not finish and it has no complete checkpoint{hint}; resume the run with --resume latest or train again")
-    raise MoonError(f"{path}: no adapter_config.json or config.json{hint}; pass a finished run, a checkpoint-N folder, an export or a model folder")
-
-
-def read_run_meta(path: str | Path) -> dict[str, Any]:
-    """`moon_rl.json` of a run/export (also looked up one level up, for checkpoint-N folders); {} when absent."""
-    for candidate in (Path(path) / RUN_META, Path(path).parent / RUN_META):
-        if candidate.is_file():
-            try:
-                return json.loads(candidate.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as err:
-                raise MoonError(f"{candidate}: not valid JSON ({err.msg} at line {err.lineno})") from None
-    return {}
-
-
 def load(
     path: str | Path,
     *,
@@ -468,7 +371,7 @@ def load(
     args = ModelArgs(model=str(model_dir), base_model=base_model, trust_remote_code=trust_remote_code, dtype=dtype)
     try:
         with warnings.catch_warnings():
-            # PEFT warns about adapter keys without a module; `_check_adapter_fits` below fails with a clear message.
+            # PEFT warns about adapter keys without a module; `check_adapter_fits` below fails with a clear message.
             warnings.filterwarnings("ignore", message="Found missing adapter keys")
             model, processor, _ = load_policy(args, trainable=False)
     except RuntimeError as err:  # PEFT's "size mismatch for ...lora_A..." when the base is not the trained one
@@ -480,7 +383,7 @@ def load(
             "with the model it was trained on"
         ) from None
     if is_adapter:
-        _check_adapter_fits(model, model_dir)
+        check_adapter_fits(model, model_dir)
     model.to(device)
     extras = None
     if has_extras(model_dir):
@@ -492,22 +395,3 @@ def load(
     else:
         kind = "base model (zero-shot: mean pooling, no head)"
     return MoonModel(model, processor, extras, source=str(model_dir), kind=kind, meta=meta)
-
-
-def _check_adapter_fits(model, model_dir: Path) -> None:
-    """PEFT only warns when adapter tensors find no module in the base (a different architecture); fail instead."""
-    from safetensors import safe_open
-
-    file = model_dir / "adapter_model.safetensors"
-    if not file.is_file():
-        return
-    with safe_open(str(file), framework="pt") as fh:
-        saved = [k for k in fh.keys() if ".lora_" in k]
-    names = {n for n, _ in model.named_parameters()}
-    # Saved: "...q_proj.lora_A.weight"; in the model: "...q_proj.lora_A.default.weight".
-    lost = [k for k in saved if k not in names and "{0}.default.{2}".format(*k.rpartition(".")) not in names]
-    if lost:
-        raise MoonError(
-            f"{model_dir}: {len(lost)} of {len(saved)} adapter tensors have no matching module in the base model "
-            f"(e.g. {lost[0]}): wrong base model; pass base_model= / --base-model with the model it was trained on"
-        )

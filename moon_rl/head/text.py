@@ -66,14 +66,15 @@ def backbone_hidden_distinct(model: nn.Module, batch: Mapping[str, torch.Tensor]
     return hidden.index_select(0, back)  # (N, L, H)
 
 
-def check_input_pooling(model: nn.Module, dataset) -> None:
-    """Pooling "input" embeds text only, from the dataset's `title` column: say so before training starts."""
+def check_input_pooling(model: nn.Module, dataset, pooling: str = "input") -> None:
+    """Poolings "input" and the reasoning ones embed text only, from the dataset's `title` column: say so before
+    training starts."""
     from moon_rl.errors import MoonError
     from moon_rl.head.capture import peft_base
 
     if getattr(peft_base(model).config, "vision_config", None) is not None:
-        raise MoonError("pooling='input' embeds the product's text only; a vision-language model needs pooling mean, last or fusion to use its images")
+        raise MoonError(f"pooling={pooling!r} embeds the product's text only; a vision-language model needs pooling mean, last or fusion to use its images")
     columns = getattr(dataset, "column_names", None)
     if columns is not None and TEXT_COLUMNS[0] not in columns:
-        raise MoonError(f"pooling='input' embeds each row's {TEXT_COLUMNS[0]!r} column, which the training dataset lacks (columns: {columns}); "
+        raise MoonError(f"pooling={pooling!r} embeds each row's {TEXT_COLUMNS[0]!r} column, which the training dataset lacks (columns: {columns}); "
                         "build it with `moon-rl data prepare --task ...`")

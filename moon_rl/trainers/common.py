@@ -169,7 +169,7 @@ def check_contrastive_data(trainer, task: str, anchors_per_batch: int, batch_hin
     check_id_columns(dataset, task)
     batch_clusters(dataset, trainer.args.hard_negatives_by)  # fail now, naming the dataset's own columns
     if input_pooling:
-        check_input_pooling(trainer.model, dataset)
+        check_input_pooling(trainer.model, dataset, trainer.args.pooling)
     check_positives_possible(anchors_per_batch, dataset_column(dataset, "group_id"), batch_hint)
 
 

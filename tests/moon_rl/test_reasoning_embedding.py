@@ -230,3 +230,26 @@ def test_export_serves_the_no_reasoning_vector_and_the_card_says_which(sft_run, 
     st = torch.as_tensor(SentenceTransformer(str(export / "st"), device="cpu").encode(texts))
     served = moon_rl.load(out).encode([{"title": t} for t in texts], reasoning=False, progress=False)
     torch.testing.assert_close(st, served, atol=1e-4, rtol=1e-4)
+
+
+def test_reasoning_cache_generates_only_what_it_lacks(sft_run, tmp_path, monkeypatch):
+    import moon_rl
+    from moon_rl.inference import MoonModel, Query
+    from moon_rl.reasoning_cache import ReasoningCache, model_fingerprint
+
+    _, out, _ = sft_run
+    model = moon_rl.load(out)
+    queries = [Query(text=t) for t in ("red cotton shirt", "blue wool jumper", "green silk scarf")]
+    fresh, written = model.encode_with_completions(queries[:2], reasoning_cache=tmp_path, progress=False)
+    cache = ReasoningCache(tmp_path, model_fingerprint(out))
+    assert [cache.get(q.text) for q in queries[:2]] == written and cache.get(queries[2].text) is None
+
+    calls: list[int] = []
+    original = MoonModel._reason
+    monkeypatch.setattr(MoonModel, "_reason", lambda self, texts, n: calls.append(len(texts)) or original(self, texts, n))
+    again, reread = model.encode_with_completions(queries, reasoning_cache=tmp_path, progress=False)
+    assert calls == [1]  # only the record the cache lacked was generated
+    assert reread[:2] == written
+    torch.testing.assert_close(again[:2], fresh)
+    (tmp_path / f"{model_fingerprint(out)}.jsonl").open("a").write('{"key": "cut sho')  # a crash mid-line
+    assert ReasoningCache(tmp_path, model_fingerprint(out)).get(queries[2].text) == reread[2]

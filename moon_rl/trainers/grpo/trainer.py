@@ -343,7 +343,7 @@ class MoonGRPOTrainer(MoonTrainerMixin, GRPOTrainer):
             embed = tokenize_texts(self.processing_class, record_texts(inputs), device=device)
             output[EMBED_IDS_KEY], output[EMBED_MASK_KEY] = embed["input_ids"], embed["attention_mask"]
         elif self._reasoning_pooling():  # (N, L) layout tensors, split and shuffled with the rollouts likewise
-            layout = self._scoring.layout if self._scoring.layout is not None else None
+            layout = self._scoring.layout  # built when a reward read the rollouts' vectors
             if layout is None:
                 mask = output["completion_mask"].bool()
                 layout = self._rollout_layout(inputs, [ids[m] for ids, m in zip(output["completion_ids"], mask)])
