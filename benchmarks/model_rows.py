@@ -139,7 +139,7 @@ def sft_dataset(data: Matching, workdir: Path, name: str) -> Path:
 
 
 def row_sft(row: str, data: Matching, workdir: Path, name: str, config: Path, overrides: list[str], steps: list[int],
-            own_points: list[int], save) -> dict:
+            own_points: list[int], save, gold_points: list[int] | None = None) -> dict:
     """`moon-rl sft` in legs up to each of `steps`, scored after each leg; the row saved each time (see module doc)."""
     base, ds = base_model_dir(workdir), sft_dataset(data, workdir, name)
     out = workdir / name / f"{row}_run"
@@ -159,7 +159,9 @@ def row_sft(row: str, data: Matching, workdir: Path, name: str, config: Path, ov
         run(cmd)
         point = {"step": target, "train_seconds": round(time.time() - t0, 1)}
         emb = workdir / name / "emb" / f"{row}-step{target}"
-        ways = ["input", "gold", *(["own"] if target in own_points or target == steps[-1] else [])] if reasoning else ["input"]
+        gold = gold_points is None or target in gold_points or target == steps[-1]
+        own = target in own_points or target == steps[-1]
+        ways = ["input", *(["gold"] if gold else []), *(["own"] if own else [])] if reasoning else ["input"]
         for way in ways:
             res = score_model(out, data, emb, way)
             point[way] = {k: res[k] for k in ("R@1", "R@10", "MRR", "encode_seconds")}

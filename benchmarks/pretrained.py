@@ -149,6 +149,8 @@ def main() -> None:
     steps = lambda v: [int(x) for x in v.split(",")]  # noqa: E731
     parser.add_argument("--sft-steps", type=steps, default=[30, 60, 90, 120],
                         help="steps after which the training rows are scored (their curve), comma-separated")
+    parser.add_argument("--gold-points", type=steps, default=None,
+                        help="steps (besides the last) at which the reasoning rows are scored after the gold trace (default: every step)")
     parser.add_argument("--grpo-config", type=Path, default=ROOT / "configs" / "grpo_smollm2_reasoning.yaml")
     parser.add_argument("--grpo-from", type=int, default=120, help="the sft_reasoning step the grpo_reasoning row starts from")
     parser.add_argument("--grpo-steps", type=steps, default=[20, 40], help="GRPO steps after which grpo_reasoning is scored")
@@ -192,7 +194,7 @@ def main() -> None:
                 elif row == "grpo_reasoning":
                     detail = row_grpo(data, args.workdir, name, args.grpo_config, args.grpo_from, args.grpo_steps, args.grpo_steps, partial)
                 else:
-                    detail = row_sft(row, data, args.workdir, name, args.sft_config, args.sft_set, args.sft_steps, args.own_points, partial)
+                    detail = row_sft(row, data, args.workdir, name, args.sft_config, args.sft_set, args.sft_steps, args.own_points, partial, args.gold_points)
             else:
                 raise SystemExit(f"unknown row {row!r}; rows: {BASELINE_ROWS + MODEL_ROWS}")
             detail.update(seconds=round(time.time() - t0, 1), machine=machine_info(load))

@@ -17,6 +17,7 @@ PRETRAINED_ROWS = [
     ("sft_reasoning", "moon-rl SFT, reasoning embedding (reasoning_token), own reasoning"),
     ("sft_reasoning_mean", "moon-rl SFT, reasoning embedding (reasoning: mean), own reasoning"),
     ("grpo_reasoning", "moon-rl SFT + GRPO (retrieval reward), reasoning_token, own reasoning"),
+    ("grpo_reasoning_4x4", "moon-rl SFT + GRPO, first attempt: 4 prompts x 4 rollouts a step"),
 ]
 CURVE_WAYS = (("input", "no-reasoning vector"), ("gold", "after the gold trace"), ("own", "after its own reasoning"))
 

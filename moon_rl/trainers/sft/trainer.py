@@ -27,7 +27,10 @@ Overridden methods (everything else is TRL's):
   the parent has returned (it has one exit; nothing can skip the term), and logs `contrastive_loss` and
   `retrieval_accuracy` through TRL's `_metrics`. With `next_token_weight=0` (pooling "input") the parent is not
   called at all: the step is the short forward over each row's own text and the InfoNCE term, as a plain
-  contrastive loop runs it.
+  contrastive loop runs it. With pooling `reasoning` / `reasoning_token` the parent is not called either: one forward
+  over the row's text + cue + gold reasoning + end (`moon_rl.head.reasoning`, the layout `encode` serves), whose
+  states give the next-token NLL on the reasoning, the vector read after it and the no-reasoning vector (the text
+  span), each vector with its InfoNCE term (`_reasoning_loss`).
 Save/load of the head with checkpoints comes from `moon_rl.trainers.common.MoonTrainerMixin`.
 """
 
