@@ -95,6 +95,18 @@ def score_model(path: Path, data: Matching, cache: Path, way: str = "input") -> 
     return out
 
 
+def score_point(model_dir: Path, data: Matching, cache: Path, ways: list[str], label: str) -> dict:
+    """One point of a training row's curve: R@1 / R@10 / MRR of each vector in `ways` (and a few reasoning examples)."""
+    point = {}
+    for way in ways:
+        res = score_model(model_dir, data, cache, way)
+        point[way] = {k: res[k] for k in ("R@1", "R@10", "MRR", "encode_seconds")}
+        if "reasoning_examples" in res:
+            point[way]["reasoning_examples"] = res["reasoning_examples"]
+        print(f"  {label} {way}: R@1 {res['R@1']:.3f}  MRR {res['MRR']:.3f}", flush=True)
+    return point
+
+
 # ---- training rows ----------------------------------------------------------------------------------------
 
 
@@ -162,12 +174,7 @@ def row_sft(row: str, data: Matching, workdir: Path, name: str, config: Path, ov
         gold = gold_points is None or target in gold_points or target == steps[-1]
         own = target in own_points or target == steps[-1]
         ways = ["input", *(["gold"] if gold else []), *(["own"] if own else [])] if reasoning else ["input"]
-        for way in ways:
-            res = score_model(out, data, emb, way)
-            point[way] = {k: res[k] for k in ("R@1", "R@10", "MRR", "encode_seconds")}
-            if "reasoning_examples" in res:
-                point[way]["reasoning_examples"] = res["reasoning_examples"]
-            print(f"  {row} step {target} {way}: R@1 {res['R@1']:.3f}  MRR {res['MRR']:.3f}", flush=True)
+        point.update(score_point(out, data, emb, ways, f"{row} step {target}"))
         curve.append(point)
         curve_file.write_text(json.dumps(curve, indent=2) + "\n", encoding="utf-8")
         snapshot(out, workdir / name / f"{row}_step{target}")
@@ -213,12 +220,8 @@ def row_grpo(data: Matching, workdir: Path, name: str, config: Path, start: int,
         run(cmd)
         point = {"step": start + target, "grpo_steps": target, "train_seconds": round(time.time() - t0, 1)}
         emb = workdir / name / "emb" / f"grpo_reasoning-step{target}"
-        for way in ["input", "gold", *(["own"] if target in own_points or target == steps[-1] else [])]:
-            res = score_model(out, data, emb, way)
-            point[way] = {k: res[k] for k in ("R@1", "R@10", "MRR", "encode_seconds")}
-            if "reasoning_examples" in res:
-                point[way]["reasoning_examples"] = res["reasoning_examples"]
-            print(f"  grpo_reasoning step {start}+{target} {way}: R@1 {res['R@1']:.3f}  MRR {res['MRR']:.3f}", flush=True)
+        ways = ["input", "gold", *(["own"] if target in own_points or target == steps[-1] else [])]
+        point.update(score_point(out, data, emb, ways, f"grpo_reasoning step {start}+{target}"))
         curve.append(point)
         curve_file.write_text(json.dumps(curve, indent=2) + "\n", encoding="utf-8")
         save({**summary("grpo_reasoning", curve, cmd), "sft_steps": start})

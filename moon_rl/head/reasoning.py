@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from moon_rl.head.text import INPUT_MAX_LENGTH
+from moon_rl.head.text import text_token_ids
 
 REASONING_CUE = "\nattributes:"  # what the model continues from, at training and serving time alike
 
@@ -34,8 +34,7 @@ def reasoning_prompt_ids(tokenizer, texts: Sequence[str]) -> tuple[list[list[int
     """Token ids of text + cue per row (the prefix the model reasons from, and the layout's first spans), and the
     cue's length."""
     tokenizer = getattr(tokenizer, "tokenizer", tokenizer)
-    rows = tokenizer(list(texts), truncation=True, max_length=INPUT_MAX_LENGTH)["input_ids"]
-    rows = [r if r else [tokenizer.eos_token_id or 0] for r in rows]  # as `tokenize_texts`: an empty text gets one token
+    rows = text_token_ids(tokenizer, texts)  # the tokens pooling "input" embeds: the text span is that vector
     cue = tokenizer(REASONING_CUE, add_special_tokens=False)["input_ids"]
     return [r + cue for r in rows], len(cue)
 

@@ -26,13 +26,20 @@ def record_texts(rows: Sequence[Mapping]) -> list[str]:
     return [embedding_text(row.get(title) or "", row.get(attributes)) for row in rows]
 
 
+def text_token_ids(tokenizer, texts: Sequence[str], max_length: int = INPUT_MAX_LENGTH) -> list[list[int]]:
+    """Token ids of each plain text, as every embedding of a record's own text starts (pooling "input", the reasoning
+    layout's text span): truncated to `max_length`; an empty text still gets one token."""
+    tokenizer = getattr(tokenizer, "tokenizer", tokenizer)
+    rows = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+    return [r if r else [tokenizer.eos_token_id or 0] for r in rows]
+
+
 def tokenize_texts(tokenizer, texts: list[str], max_length: int = INPUT_MAX_LENGTH, device=None) -> dict[str, torch.Tensor]:
     """Plain texts -> right-padded (B, L) input_ids / attention_mask. Padded by hand on the right whatever the
     tokenizer's padding side (TRL sets it to left): positions must start at 0 for every row, as they do when
     sentence-transformers encodes one text."""
     tokenizer = getattr(tokenizer, "tokenizer", tokenizer)  # a VL processor's text tokenizer
-    rows = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
-    rows = [r if r else [tokenizer.eos_token_id or 0] for r in rows]  # an empty text still gets one token
+    rows = text_token_ids(tokenizer, texts, max_length)
     width = max(len(r) for r in rows)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     ids = torch.full((len(rows), width), pad, dtype=torch.long)
