@@ -4,8 +4,8 @@ Every failing probe asserts the same four things (`refused`): a non-zero exit, n
 `error: ...` line that names the offending file or record, and every input byte-identical afterwards
 (SHA-256 of each file before and after). The seven classes:
 
-1. paths that leave the catalog (`..`, absolute, symlinks, URLs);
-2. files that are not what they claim (corrupt, empty, truncated, text-as-image, decompression bombs);
+1. paths that leave the catalog (`..`, absolute, symlinks, URLs): test_hostile_catalog_files.py;
+2. files that are not what they claim (corrupt, empty, truncated, text-as-image, decompression bombs): same file;
 3. model, adapter and checkpoint files (truncated / random safetensors, pickles, no tokenizer, unknown
    architecture, a file given as --model);
 4. numbers out of range, binary configs, truncated datasets;
@@ -20,208 +20,16 @@ loaded, so the whole file takes seconds apart from two tiny training runs (class
 from __future__ import annotations
 
 import errno
-import io
 import json
 import os
 import shutil
 import struct
-import zlib
 from pathlib import Path
 
 import pytest
-from PIL import Image
-from reliability_support import SFT_CONFIG, checksums, refused, tiny_sft_args
+from reliability_support import checksums, refused, tiny_sft_args
 
-# ---- hostile files -------------------------------------------------------------------------------------
-
-
-def png_bytes(size: int = 16) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (size, size), (0, 0, 128)).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def jpeg_bytes() -> bytes:
-    buf = io.BytesIO()
-    Image.effect_noise((64, 64), 50).convert("RGB").save(buf, format="JPEG")
-    return buf.getvalue()
-
-
-def bomb_png(width: int, height: int) -> bytes:
-    """A few dozen bytes whose header declares width x height pixels."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
-
-
-def pickle_bytes() -> bytes:
-    import pickle
-
-    return pickle.dumps({"weights": [1.0, 2.0]}, protocol=4)
-
-
-def truncated(data: bytes) -> bytes:
-    return data[: len(data) // 2]
-
-
-# ---- fixtures: a prepared dataset, a tiny model, a random run (the small catalog: conftest.py) -------------
-
-
-def victim_id(catalog: Path) -> str:
-    return (catalog / "splits" / "train.txt").read_text().split()[0]
-
-
-def set_images(catalog: Path, refs: list[str]) -> str:
-    """Point the first train record's images at `refs`; returns its id."""
-    vid = victim_id(catalog)
-    rows = [json.loads(line) for line in (catalog / "products.jsonl").read_text().splitlines()]
-    for row in rows:
-        if row["id"] == vid:
-            row["images"] = refs
-    (catalog / "products.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return vid
-
-
-@pytest.fixture(scope="module")
-def text_model(tiny_model_dir):
-    return tiny_model_dir("qwen2")
-
-
-@pytest.fixture
-def model_copy(text_model, tmp_path):
-    copy = tmp_path / "model"
-    shutil.copytree(text_model, copy)
-    return copy
-
-
-@pytest.fixture(scope="module")
-def random_run(text_model, tmp_path_factory):
-    from moon_rl.eval.random_run import write_random_run
-
-    return write_random_run(text_model, tmp_path_factory.mktemp("hostile-run") / "run", kind="sft")
-
-
-@pytest.fixture
-def run_copy(random_run, tmp_path):
-    copy = tmp_path / "run"
-    shutil.copytree(random_run, copy)
-    return copy
-
-
-def sft_args(model, data, out, *extra) -> list:
-    return ["sft", "--model", model, "--data", data, "--out", out, "--config", SFT_CONFIG, *extra]
-
-
-def prepare_args(catalog, out, task="sft") -> list:
-    return ["data", "prepare", "--task", task, "--catalog", catalog, "--out", out]
-
-
-# ---- 1. paths that leave the catalog -----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("task", ["sft", "grpo"])
-def test_dotdot_path_to_etc_passwd(task, cli, catalog, tmp_path):
-    vid = set_images(catalog, ["../../../../../../etc/passwd"])
-    line = refused(cli, prepare_args(catalog, tmp_path / "out", task), [catalog], [f"id='{vid}'", "products.jsonl", "escapes"])
-    assert not (tmp_path / "out").exists()
-    assert "root:" not in line
-
-
-def test_absolute_path_outside(cli, catalog, tmp_path):
-    vid = set_images(catalog, ["/etc/passwd"])
-    refused(cli, prepare_args(catalog, tmp_path / "out"), [catalog], [f"id='{vid}'", "/etc/passwd", "escapes"])
-
-
-def test_absolute_path_to_a_real_image_outside(cli, catalog, tmp_path):
-    outside = tmp_path / "elsewhere.png"
-    outside.write_bytes(png_bytes())
-    vid = set_images(catalog, [str(outside)])
-    refused(cli, prepare_args(catalog, tmp_path / "out"), [catalog, outside], [f"id='{vid}'", "escapes"])
-
-
-def test_symlink_to_etc_passwd(cli, catalog, tmp_path):
-    (catalog / "images" / "evil.jpg").symlink_to("/etc/passwd")
-    vid = set_images(catalog, ["images/evil.jpg"])
-    refused(cli, prepare_args(catalog, tmp_path / "out"), [catalog], [f"id='{vid}'", "images/evil.jpg", "escapes"])
-
-
-def test_symlink_to_an_image_outside(cli, catalog, tmp_path):
-    outside = tmp_path / "secret.png"
-    outside.write_bytes(png_bytes())
-    (catalog / "images" / "link.png").symlink_to(outside)
-    vid = set_images(catalog, ["images/link.png"])
-    refused(cli, prepare_args(catalog, tmp_path / "out"), [catalog, outside], [f"id='{vid}'", "escapes"])
-
-
-def test_symlinked_folder_outside(cli, catalog, tmp_path):
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    (outside / "a.png").write_bytes(png_bytes())
-    (catalog / "more").symlink_to(outside, target_is_directory=True)
-    vid = set_images(catalog, ["more/a.png"])
-    refused(cli, prepare_args(catalog, tmp_path / "out"), [catalog, outside], [f"id='{vid}'", "more/a.png"])
-
-
-def test_dotdot_through_a_subfolder(cli, catalog, tmp_path):
-    (tmp_path / "sibling.png").write_bytes(png_bytes())
-    vid = set_images(catalog, ["images/../../sibling.png"])
-    refused(cli, prepare_args(catalog, tmp_path / "out"), [catalog], [f"id='{vid}'", "escapes"])
-
-
-@pytest.mark.parametrize("url", ["http://example.com/a.jpg", "file:///etc/passwd"])
-def test_url_without_allow_remote(url, cli, catalog, tmp_path):
-    vid = set_images(catalog, [url])
-    refused(cli, prepare_args(catalog, tmp_path / "out"), [catalog], [f"id='{vid}'", url])
-
-
-def test_folder_given_as_image(cli, catalog, tmp_path):
-    vid = set_images(catalog, ["images"])
-    refused(cli, prepare_args(catalog, tmp_path / "out"), [catalog], [f"id='{vid}'", "'images'", "is a folder"])
-
-
-def test_missing_image(cli, catalog, tmp_path):
-    vid = set_images(catalog, ["images/nope.png"])
-    refused(cli, prepare_args(catalog, tmp_path / "out"), [catalog], [f"id='{vid}'", "does not exist"])
-
-
-def test_eval_refuses_an_escaping_image_before_loading(cli, catalog, text_model, tmp_path):
-    vid = set_images(catalog, ["../../../../etc/passwd"])
-    refused(cli, ["eval", "--model", text_model, "--data", catalog, "--out", tmp_path / "eval"], [catalog, text_model], [f"id='{vid}'", "escapes"])
-    assert not (tmp_path / "eval").exists()
-
-
-# ---- 2. files that are not what they claim -----------------------------------------------------------------
-
-BAD_IMAGES = {
-    "zero-byte": ("x.jpg", b"", "not a readable image"),
-    "text-as-jpg": ("x.jpg", b"this is not a picture, just text\n" * 10, "not a readable image"),
-    "html-as-png": ("x.png", b"<html><body>hello</body></html>", "not a readable image"),
-    "random-bytes": ("x.png", os.urandom(2048), "not a readable image"),
-    "truncated-png": ("x.png", truncated(png_bytes(64)), "corrupt or truncated"),
-    "truncated-jpeg": ("x.jpg", truncated(jpeg_bytes()), "corrupt or truncated"),
-    "bomb-30000": ("x.png", bomb_png(30_000, 30_000), "pixels"),
-    "bomb-100000": ("x.png", bomb_png(100_000, 100_000), "pixels"),
-    "bad-crc": ("x.png", png_bytes()[:-8] + b"\0\0\0\0" + png_bytes()[-4:], "image"),
-    "pdf": ("x.jpg", b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\n", "not a readable image"),
-}
-
-
-@pytest.mark.parametrize("case", list(BAD_IMAGES))
-def test_bad_image_fails_prepare_naming_the_record(case, cli, catalog, tmp_path):
-    name, data, why = BAD_IMAGES[case]
-    (catalog / "images" / name).write_bytes(data)
-    vid = set_images(catalog, [f"images/{name}"])
-    refused(cli, prepare_args(catalog, tmp_path / "out"), [catalog], [f"id='{vid}'", f"images/{name}", why])
-    assert not (tmp_path / "out").exists()
-
-
-def test_eval_refuses_a_corrupt_image_before_loading(cli, catalog, text_model, tmp_path):
-    (catalog / "images" / "x.jpg").write_bytes(b"not an image")
-    vid = set_images(catalog, ["images/x.jpg"])
-    refused(cli, ["eval", "--model", text_model, "--data", catalog, "--out", tmp_path / "eval"], [catalog], [f"id='{vid}'", "images/x.jpg"])
+from hostile_inputs_support import model_copy, pickle_bytes, prepare_args, random_run, run_copy, sft_args, text_model, truncated  # noqa: F401  (fixtures among them)
 
 
 # ---- 3. model, adapter and checkpoint files ----------------------------------------------------------------
