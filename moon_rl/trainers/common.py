@@ -298,11 +298,15 @@ def load_and_wrap(trainer_cls, config, model_args, dataset, callbacks: list | No
     `trainer_cls` (MoonSFTTrainer / MoonGRPOTrainer) with the processor, LoRA config and saved head."""
     from moon_rl.models.loading import load_for_training
 
+    from moon_rl.trainers.progress import use_compact_logging
+
     model, processor, peft_config, extras_dir = load_for_training(model_args)
-    return trainer_cls(
+    trainer = trainer_cls(
         model=model, args=config, train_dataset=dataset, processing_class=processor, peft_config=peft_config,
         callbacks=callbacks, extras_dir=extras_dir, **kwargs,
     )
+    use_compact_logging(trainer)  # a bar with the headline figures, every log in OUTPUT_DIR/logs.jsonl
+    return trainer
 
 
 def train_and_save(trainer, interrupt, kind: str, model_args, resume_from: str | None, log_key: str) -> dict:

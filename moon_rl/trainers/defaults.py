@@ -14,7 +14,8 @@ class RuntimeDefaults:
     def apply_runtime_defaults(self) -> None:
         """For a TrainingArguments subclass, before its own __post_init__: `report_to="auto"` means tensorboard
         when installed, else none; without CUDA, unset `bf16` means fp32 (TRL would pick bf16 and fail
-        validation on a CPU); a multi-process launch without CUDA runs gloo data parallelism on the CPU."""
+        validation on a CPU) and no pinned memory (it only speeds host-to-GPU copies; torch ignores it with a warning on
+        every DataLoader); a multi-process launch without CUDA runs gloo data parallelism on the CPU."""
         import importlib.util
         import os
 
@@ -23,6 +24,7 @@ class RuntimeDefaults:
         if not torch.cuda.is_available():
             if self.bf16 is None and not self.fp16:
                 self.bf16 = False
+            self.dataloader_pin_memory = False
             if int(os.environ.get("WORLD_SIZE", "1")) > 1:
                 self.use_cpu = True
 

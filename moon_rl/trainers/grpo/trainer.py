@@ -51,12 +51,12 @@ module; TRL's importance-sampling correction (on by default) accounts for that g
 from __future__ import annotations
 
 import contextlib
+import warnings
 from typing import Any
 
 import torch
 from accelerate.utils import is_peft_model
 from trl import GRPOTrainer
-from trl.models.utils import disable_gradient_checkpointing
 
 from moon_rl.errors import MoonError
 from moon_rl.head.capture import HiddenStateCapture, unwrap_model
@@ -250,7 +250,7 @@ class MoonGRPOTrainer(MoonTrainerMixin, GRPOTrainer):
             batch_size = self.args.per_device_train_batch_size if mode == "train" else self.args.per_device_eval_batch_size
             with (
                 torch.no_grad(),
-                disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs),
+                activation_checkpointing_off(self.model, self.args.gradient_checkpointing_kwargs),
                 HiddenStateCapture(self.model, capture_no_grad=True) as capture,
             ):
                 self._logps(self.model, input_ids, attention_mask, keep, batch_size, **kwargs)
@@ -426,3 +426,24 @@ def _with_reasoning_prompts(pos: tuple, kwargs: dict) -> tuple[tuple, dict]:
     elif kwargs.get("eval_dataset") is not None:
         kwargs = {**kwargs, "eval_dataset": rewrite(kwargs["eval_dataset"])}
     return pos, kwargs
+
+
+# TRL 1.16 reads `model.is_gradient_checkpointing` in its own rollout path (`trl.models.utils.
+# _unwrap_model_for_generation`, every generation batch), a property transformers 5 deprecated with a FutureWarning.
+# Our code reads the new name (`activation_checkpointing_off`); this filter hides that one message, which only TRL's
+# call can raise now. Remove it with the TRL pin once TRL reads `is_activation_checkpointing`.
+warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+
+
+@contextlib.contextmanager
+def activation_checkpointing_off(model, checkpointing_kwargs: dict | None = None):
+    """TRL's `disable_gradient_checkpointing` under transformers 5's names (TRL's reads the deprecated
+    `is_gradient_checkpointing` and warns): checkpointing off inside, back on after when it was on."""
+    was_on = bool(getattr(model, "is_activation_checkpointing", False))
+    if was_on:
+        model.activation_checkpointing_disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            model.activation_checkpointing_enable(checkpointing_kwargs)
