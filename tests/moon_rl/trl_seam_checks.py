@@ -271,19 +271,6 @@ def check_get_config_model_id() -> None:
         raise AssertionError("does not return the config's _name_or_path")
 
 
-def check_disable_gradient_checkpointing() -> None:
-    fn = member(importlib.import_module("trl.models.utils"), "disable_gradient_checkpointing")
-    params(fn, positional=("model", "gradient_checkpointing_kwargs"))
-    calls = []
-    model = SimpleNamespace(is_gradient_checkpointing=True, gradient_checkpointing_disable=lambda: calls.append("off"),
-                            gradient_checkpointing_enable=lambda *a, **kw: calls.append(("on", a, kw)))
-    with fn(model, {"use_reentrant": False}):
-        calls.append("inside")
-    passed = [*calls[2][1], *calls[2][2].values()] if len(calls) == 3 else []
-    if calls[:2] != ["off", "inside"] or {"use_reentrant": False} not in passed:
-        raise AssertionError(f"not a context manager that turns checkpointing off and back on with the kwargs: {calls}")
-
-
 def check_sync_ref_callback() -> None:
     cls = member(importlib.import_module("trl.trainer.callbacks"), "SyncRefModelCallback")
     params(cls.__init__, names=("ref_model", "accelerator"))
