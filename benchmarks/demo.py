@@ -53,6 +53,9 @@ def clone_and_install(work: Path, log: Path) -> tuple[Path, float]:
         sh(["git", "clone", "--quiet", "--no-hardlinks", str(ROOT), str(clone)], work, log)
         seconds = sh(["make", "install"], clone, log) + sh(["make", ".venv/.demo-model"], clone, log, env=cache_env(work))
         (work / "install_s.txt").write_text(str(seconds), encoding="utf-8")
+    else:  # installed by an earlier run: bring its tree to this checkout's HEAD (editable install: the code follows)
+        sh(["git", "fetch", "--quiet", str(ROOT), "HEAD"], clone, log)
+        sh(["git", "checkout", "--quiet", "--force", "FETCH_HEAD"], clone, log)
     return clone, float((work / "install_s.txt").read_text(encoding="utf-8"))
 
 
