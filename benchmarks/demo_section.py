@@ -40,10 +40,10 @@ def demo_section(data: dict | None) -> list[str]:
             m = data[p]["rows"].get(key)
             cells.append(f"{fmt(m['R@1'])} / {fmt(m['R@10'])} / {fmt(m['MRR'])}" if m else "-")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines.append("")
     for p in plans:
         rows = data[p]["rows"]
         best = max(rows, key=lambda r: rows[r]["R@1"])
-        lines.append("")
         lines.append(f"- {p}: SFT + GRPO is {data[p]['grpo_minus_base_r1']:+.3f} R@1 against the untouched base; "
                      f"best row: {best} ({fmt(rows[best]['R@1'])}).")
     return lines + [""]

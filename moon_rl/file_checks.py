@@ -324,7 +324,7 @@ _RUN_SCRATCH = re.compile(r"^(checkpoint-\d+|runs)$")
 def written_by_moon_rl(folder: str | Path) -> bool:
     """Does `folder` hold what a moon-rl command wrote there? A run or an export (`moon_rl.json`), a run whose final
     save was cut short (`moon_rl_saving`), a checkpoint marked complete, an eval report (metrics.json beside
-    report.md), or only what a run writes before its first checkpoint completes (checkpoint-N/, runs/)."""
+    report.md), an index (`moon-rl embed`), or only what a run writes before its first checkpoint completes (checkpoint-N/, runs/)."""
     from moon_rl.trainers.checkpoints import SAVING, complete_checkpoints
 
     folder = Path(folder)
@@ -332,6 +332,8 @@ def written_by_moon_rl(folder: str | Path) -> bool:
     if "moon_rl.json" in names or SAVING in names or complete_checkpoints(folder):
         return True
     if {"metrics.json", "report.md"} <= names:
+        return True
+    if "moon_rl_index.json" in names:  # `moon-rl embed` (moon_rl.index.store.MANIFEST)
         return True
     return all(_RUN_SCRATCH.match(name) and (folder / name).is_dir() for name in names)
 

@@ -46,6 +46,7 @@ COMMAND_MODULES = [
     "sft",
     "grpo",
     "demo",
+    "index",
 ]
 
 for _name in COMMAND_MODULES:
