@@ -19,11 +19,12 @@ from importlib import metadata
 from pathlib import Path
 
 from demo_section import demo_section
+from embed_section import embed_section
 from pretrained_section import fmt, pretrained_section
 from speed_sections import ratios_section, rollout_section, scaling_section, sft_vs_plain_section
 
 ROOT = Path(__file__).resolve().parents[1]
-KNOWN = {"demo.json", "ablation.json", "real_data.json", "cost.json", "grpo_tiny.json", "grpo_tiny_control.json", "pairwise_tiny.json",
+KNOWN = {"demo.json", "embed.json", "ablation.json", "real_data.json", "cost.json", "grpo_tiny.json", "grpo_tiny_control.json", "pairwise_tiny.json",
          "pretrained.json", "smollm2_e2e.json", "ratios.json", "speed_135m.json", "encode_135m.json",
          "profile_grpo_135m.json", "sft_vs_plain.json", "rollout_speed.json"}
 ROW_LABELS = {
@@ -346,6 +347,7 @@ def main() -> None:
     # Real data on a real pretrained base first; the tiny-model miniatures after, as an appendix.
     lines += demo_section(load("demo.json"))
     lines += pretrained_section(load("pretrained.json"), load("smollm2_e2e.json"))
+    lines += embed_section(load("embed.json"))
     lines += sft_vs_plain_section(load("sft_vs_plain.json"))
     lines += ratios_section(load("ratios.json"))
     lines += rollout_section(load("rollout_speed.json"))

@@ -23,6 +23,9 @@ def embed(
     on_error: str = typer.Option("stop", "--on-error", help="A record that cannot be embedded (no text): stop, or skip it (listed in OUT/skipped.jsonl)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
     base_model: str = typer.Option(None, "--base-model", help="Override the base model an adapter records."),
+    ray: bool = typer.Option(False, "--ray", help="Run as a Ray Data pipeline (an actor pool holding the model); needs the 'ray' extra."),
+    ray_address: str = typer.Option(None, "--ray-address", help="A running Ray cluster (e.g. auto, ray://host:10001); default: a local instance."),
+    ray_cpus_per_actor: int = typer.Option(None, "--ray-cpus-per-actor", help="CPUs (torch threads) per actor; default: all of them (one actor), 1 with --device cuda."),
 ) -> None:
     """Embed every record into resumable Parquet shards (id, vector, text, reasoning) plus a manifest."""
     from moon_rl.index.embed import EmbedConfig, run_embed
@@ -30,6 +33,10 @@ def embed(
     def run():
         cfg = EmbedConfig(model=model, data=str(data), out=str(out), split=split, reasoning=reasoning, max_new_tokens=max_new_tokens,
                           batch_size=batch_size, shard_size=shard_size, on_error=on_error, device=device, base_model=base_model)
+        if ray or ray_address:
+            from moon_rl.index.ray_embed import run_embed_ray
+
+            return run_embed_ray(cfg, address=ray_address, cpus_per_actor=ray_cpus_per_actor)
         return run_embed(cfg)
 
     manifest = guarded(run)()
@@ -44,13 +51,25 @@ def search(
     k: int = typer.Option(10, "-k", "--top-k", help="Hits per query."),
     as_json: bool = typer.Option(False, "--json", help="JSON on stdout (one object a query with its hits) instead of tables."),
     device: str = typer.Option("cpu", "--device", help="Where the queries are embedded."),
+    ann: bool = typer.Option(False, "--ann", help="Search through the index's approximate index (built with --build-ann) instead of exactly."),
+    build_ann: str = typer.Option(None, "--build-ann", help="Build an approximate index (ivf or hnsw, faiss) and report its recall@10 against exact search; then search if a query is given."),
 ) -> None:
     """Exact top-k over an index by cosine similarity; text queries are embedded by the index's own model."""
     from moon_rl.index.search import SearchConfig, format_hits, run_search
 
+    if build_ann:
+        from moon_rl.index.ann import AnnParams, build_for_index
+
+        report = guarded(build_for_index)(index, AnnParams(kind=build_ann))
+        typer.echo(f"approximate index ({build_ann}) of {report['count']} vectors: recall@10 {report['recall@10']:.3f} against exact "
+                   f"search, query time {report['time_ratio']:.2f}x exact's ({report['queries']} of its own vectors as queries); "
+                   f"built in {report['build_s']:.1f}s -> {index / 'ann.faiss'}")
+        if query is None and queries is None and id_ is None:
+            return
+
     def run():
         cfg = SearchConfig(index=str(index), query=query, queries=str(queries) if queries else None, id=id_, k=k, device=device,
-                           progress=not as_json)
+                           progress=not as_json, ann=ann)
         return run_search(cfg)
 
     results = guarded(run)()

@@ -158,12 +158,26 @@ def command_line(cfg: EmbedConfig) -> str:
     return shlex.join(args)
 
 
-def run_embed(cfg: EmbedConfig) -> dict[str, Any]:
-    """Embed `cfg.data` into `cfg.out` (see module doc); returns the manifest."""
-    from tqdm.auto import tqdm
+@dataclasses.dataclass
+class EmbedPlan:
+    """What every embedding run of `cfg` agrees on before a model loads: the records in shard order, the shards still
+    to write, and the manifest's identity fields. The single-process and Ray paths both run this plan."""
 
+    cfg: EmbedConfig
+    out: Path
+    records: list
+    n_shards: int
+    model_dir: Path
+    fingerprint: str
+    plan: str
+    todo: list[int]
+
+    def shard(self, i: int) -> list:
+        return self.records[i * self.cfg.shard_size : (i + 1) * self.cfg.shard_size]
+
+
+def make_plan(cfg: EmbedConfig) -> EmbedPlan:
     from moon_rl.file_checks import check_fresh_output
-    from moon_rl.inference import load
     from moon_rl.model_dir import resolve_model_dir
     from moon_rl.reasoning_cache import model_fingerprint
     from moon_rl.records import longest_first
@@ -176,12 +190,10 @@ def run_embed(cfg: EmbedConfig) -> dict[str, Any]:
     if not records:
         raise MoonError(f"--data {cfg.data}: no record to embed")
     records = [records[i] for i in longest_first(records)]
-    ids = [r.id for r in records]
     n_shards = -(-len(records) // cfg.shard_size)
     model_dir = resolve_model_dir(cfg.model)
     fingerprint = model_fingerprint(model_dir)
-    plan = plan_hash(ids, cfg.shard_size)
-
+    plan = plan_hash([r.id for r in records], cfg.shard_size)
     earlier = read_manifest(out)
     if earlier is not None:
         if earlier["model_fingerprint"] != fingerprint:
@@ -192,30 +204,70 @@ def run_embed(cfg: EmbedConfig) -> dict[str, Any]:
         if earlier["plan"] != plan or earlier["reasoning"] != cfg.reasoning:
             raise MoonError(f"--out {out}: holds an index of other records or settings; embed into a new folder")
     todo = [i for i in range(n_shards) if not shard_path(out, i).is_file()]
+    return EmbedPlan(cfg, out, records, n_shards, model_dir, fingerprint, plan, todo)
 
-    model = load(model_dir, device=cfg.device, base_model=cfg.base_model)
-    reads_reasoning = cfg.reasoning and model.reads_reasoning
+
+def load_model(plan: EmbedPlan):
+    from moon_rl.inference import load
+
+    return load(plan.model_dir, device=plan.cfg.device, base_model=plan.cfg.base_model)
+
+
+def model_fields(model, reasoning: bool) -> dict[str, Any]:
+    """What the manifest says about the vectors, read from a loaded model."""
+    reads = reasoning and model.reads_reasoning
+    return {"pooling": model.pooling or "mean (no head)", "dimension": int(model.embedding_dim),
+            "vector": "read after the model's own reasoning" if reads else "no reasoning (the record's text)"}
+
+
+def start_manifest(plan: EmbedPlan, fields: dict[str, Any] | None) -> dict[str, Any]:
+    """The manifest, `complete: false`, written before the first shard (a folder with shards always has one, so a
+    resumed run recognises it). `fields` (`model_fields`) may come later, from whoever loaded the model."""
+    cfg = plan.cfg
     manifest = {
-        "format": FORMAT, "model": str(model_dir), "model_fingerprint": fingerprint, "pooling": model.pooling or "mean (no head)",
-        "reasoning": cfg.reasoning, "vector": "read after the model's own reasoning" if reads_reasoning else "no reasoning (the record's text)",
-        "dimension": int(model.embedding_dim), "count": None, "planned": len(records), "shards": n_shards, "shard_size": cfg.shard_size, "plan": plan,
-        "data": str(cfg.data), "split": cfg.split, "command": command_line(cfg), "complete": False,
+        "format": FORMAT, "model": str(plan.model_dir), "model_fingerprint": plan.fingerprint, "reasoning": cfg.reasoning,
+        "pooling": None, "dimension": None, "vector": None, "count": None, "planned": len(plan.records), "shards": plan.n_shards,
+        "shard_size": cfg.shard_size, "plan": plan.plan, "data": str(cfg.data), "split": cfg.split, "command": command_line(cfg),
+        "complete": False, **(fields or {}),
     }
-    write_manifest(out, manifest)
-    done_records = len(records) - sum(len(records[i * cfg.shard_size : (i + 1) * cfg.shard_size]) for i in todo)
-    t0 = time.perf_counter()
-    with tqdm(total=len(records), initial=done_records, desc="embed", unit="rec", disable=not cfg.progress, dynamic_ncols=True) as bar:
-        for i in todo:
-            shard = records[i * cfg.shard_size : (i + 1) * cfg.shard_size]
-            shard, vectors, reasonings = encode_shard(model, shard, cfg, out / "reasoning" if reads_reasoning else None, out)
-            write_shard(shard_path(out, i), [r.id for r in shard], vectors, [record_text(r) for r in shard], reasonings)
-            bar.update(len(records[i * cfg.shard_size : (i + 1) * cfg.shard_size]))
-    import pyarrow.parquet as pq
-
-    count = sum(pq.ParquetFile(shard_path(out, i)).metadata.num_rows for i in range(n_shards))
-    manifest.update(complete=True, count=count, skipped_while_encoding=len(records) - count, seconds_this_run=round(time.perf_counter() - t0, 1))
-    write_manifest(out, manifest)
+    write_manifest(plan.out, manifest)
     return manifest
 
 
-__all__ = ["EmbedConfig", "run_embed", "read_records", "MANIFEST"]
+def write_one_shard(plan: EmbedPlan, model, i: int) -> int:
+    """Encode and write shard i (whole or not at all); returns the records it covered."""
+    cache = plan.out / "reasoning" if plan.cfg.reasoning and model.reads_reasoning else None
+    planned = plan.shard(i)
+    kept, vectors, reasonings = encode_shard(model, planned, plan.cfg, cache, plan.out)
+    write_shard(shard_path(plan.out, i), [r.id for r in kept], vectors, [record_text(r) for r in kept], reasonings)
+    return len(planned)
+
+
+def finish(plan: EmbedPlan, manifest: dict[str, Any], seconds: float) -> dict[str, Any]:
+    import pyarrow.parquet as pq
+
+    missing = [i for i in range(plan.n_shards) if not shard_path(plan.out, i).is_file()]
+    if missing:
+        raise MoonError(f"--out {plan.out}: shard(s) {missing[:5]} were not written; run the same command again")
+    count = sum(pq.ParquetFile(shard_path(plan.out, i)).metadata.num_rows for i in range(plan.n_shards))
+    manifest.update(complete=True, count=count, skipped_while_encoding=len(plan.records) - count, seconds_this_run=round(seconds, 1))
+    write_manifest(plan.out, manifest)
+    return manifest
+
+
+def run_embed(cfg: EmbedConfig) -> dict[str, Any]:
+    """Embed `cfg.data` into `cfg.out` (see module doc); returns the manifest."""
+    from tqdm.auto import tqdm
+
+    plan = make_plan(cfg)
+    model = load_model(plan)
+    manifest = start_manifest(plan, model_fields(model, cfg.reasoning))
+    done = len(plan.records) - sum(len(plan.shard(i)) for i in plan.todo)
+    t0 = time.perf_counter()
+    with tqdm(total=len(plan.records), initial=done, desc="embed", unit="rec", disable=not cfg.progress, dynamic_ncols=True) as bar:
+        for i in plan.todo:
+            bar.update(write_one_shard(plan, model, i))
+    return finish(plan, manifest, time.perf_counter() - t0)
+
+
+__all__ = ["EmbedConfig", "EmbedPlan", "make_plan", "run_embed", "read_records", "MANIFEST"]

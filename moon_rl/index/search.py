@@ -30,6 +30,7 @@ class SearchConfig:
     queries: str | None = None  # a text file, one query a line
     id: str | None = None
     k: int = 10
+    ann: bool = False  # through the index's approximate index (moon_rl.index.ann) instead of exact search
     batch_size: int = 32
     device: str = "cpu"
     progress: bool = True
@@ -71,14 +72,21 @@ def embed_queries(index: Index, texts: list[str], cfg: SearchConfig) -> np.ndarr
     return model.encode(texts, batch_size=cfg.batch_size, reasoning=m["reasoning"], progress=cfg.progress and len(texts) > 1, desc="queries").numpy()
 
 
-def top_k(index: Index, queries: np.ndarray, k: int, exclude: list[int | None] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(Q, k) scores and corpus positions, exact; `exclude[q]`: a corpus position left out of query q's hits."""
+def top_k(index: Index, queries: np.ndarray, k: int, exclude: list[int | None] | None = None, ann: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(Q, k) scores and corpus positions, exact (or through the approximate index with `ann`); `exclude[q]`: a corpus
+    position left out of query q's hits."""
     from moon_rl.eval.search import chunked_topk
 
     extra = 1 if exclude else 0
     kk = min(k + extra, len(index.ids))
-    scores, pos = chunked_topk(torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32)), torch.from_numpy(index.vectors), kk)
-    scores, pos = scores.numpy(), pos.numpy()
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    if ann:
+        from moon_rl.index.ann import load_for_index
+
+        scores, pos = load_for_index(index.folder).search(queries, kk)
+    else:
+        scores, pos = chunked_topk(torch.from_numpy(queries), torch.from_numpy(index.vectors), kk)
+        scores, pos = scores.numpy(), pos.numpy()
     if not exclude:
         return scores[:, :k], pos[:, :k]
     keep_s, keep_p = [], []
@@ -100,10 +108,10 @@ def run_search(cfg: SearchConfig) -> list[dict[str, Any]]:
     else:
         labels = query_texts(cfg)
         vectors, exclude = embed_queries(index, labels, cfg), None
-    scores, pos = top_k(index, vectors, cfg.k, exclude)
+    scores, pos = top_k(index, vectors, cfg.k, exclude, ann=cfg.ann)
     return [
-        {"query": label, "hits": [{"rank": r + 1, "id": index.ids[p], "score": round(float(s), 4), "text": index.texts[p]}
-                                  for r, (s, p) in enumerate(zip(scores[q], pos[q]))]}
+        {"query": label, "hits": [{"rank": r + 1, "id": index.ids[p], "score": float(s), "text": index.texts[p]}
+                                  for r, (s, p) in enumerate(zip(scores[q], pos[q])) if p >= 0]}
         for q, label in enumerate(labels)
     ]
 

@@ -156,3 +156,48 @@ def test_embed_cli_on_a_catalog_split(base, tmp_path):
     test_ids = (catalog / "splits" / "test.txt").read_text().split()
     assert manifest["count"] == len(test_ids) and set(Index(tmp_path / "idx").ids) == set(test_ids)
     assert manifest["command"].startswith("moon-rl embed --model")
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("ray") is None, reason="needs ray: pip install 'moon-rl[ray]' (the dev extra installs it)")
+def test_ray_path_writes_the_same_index(base, textfile, tmp_path):
+    """`embed --ray` on a local Ray instance: the same shard files, ids and vectors as the single-process path."""
+    single = Index_of(_embed(base, textfile, tmp_path / "single"), tmp_path / "single")
+    result = CliRunner().invoke(app, ["embed", "--model", str(base), "--data", str(textfile), "--out", str(tmp_path / "ray"),
+                                      "--no-reasoning", "--shard-size", "3", "--batch-size", "2", "--ray"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "ray" / "moon_rl_index.json").read_text())
+    assert manifest["complete"] and manifest["ray"]["address"] == "local" and manifest["count"] == 10
+    ray_index = Index(tmp_path / "ray")
+    assert ray_index.ids == single.ids
+    assert float(np.abs(ray_index.vectors - single.vectors).max()) <= 1e-5
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("faiss") is None, reason="needs faiss: pip install 'moon-rl[faiss]' (faiss-cpu)")
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+def test_approximate_index_reports_its_recall_and_serves_search(base, textfile, tmp_path, kind):
+    _embed(base, textfile, tmp_path / "idx")
+    runner = CliRunner()
+    result = runner.invoke(app, ["search", "--index", str(tmp_path / "idx"), "--build-ann", kind])
+    assert result.exit_code == 0, result.output
+    info = json.loads((tmp_path / "idx" / "ann.json").read_text())
+    assert info["kind"] == kind and info["count"] == 10 and 0.0 <= info["recall@10"] <= 1.0
+    assert f"recall@10 {info['recall@10']:.3f} against exact" in result.stdout
+    # 10 vectors, k = 3: one cell / a tiny graph finds the exact neighbours
+    exact = json.loads(runner.invoke(app, ["search", "--index", str(tmp_path / "idx"), "--query", TEXTS[4], "-k", "3", "--json"]).stdout)
+    approx = json.loads(runner.invoke(app, ["search", "--index", str(tmp_path / "idx"), "--query", TEXTS[4], "-k", "3", "--json", "--ann"]).stdout)
+    assert [h["id"] for h in approx[0]["hits"]] == [h["id"] for h in exact[0]["hits"]]
+
+
+def test_ann_recall_doctest():
+    import doctest
+
+    from moon_rl.index import ann
+
+    assert doctest.testmod(ann).failed == 0
+
+
+def test_search_without_an_approximate_index_says_how_to_build_one(base, textfile, tmp_path):
+    pytest.importorskip("faiss", reason="needs faiss-cpu")
+    _embed(base, textfile, tmp_path / "idx")
+    result = CliRunner().invoke(app, ["search", "--index", str(tmp_path / "idx"), "--query", "x", "--ann"])
+    assert result.exit_code == 2 and "--build-ann ivf" in result.output
