@@ -158,13 +158,30 @@ def train_grpo(model: Path, data: Path, out: Path, plan: DemoPlan, seed: int) ->
     return run_grpo(cfg, model_args, data)
 
 
+# The lexical rows and the package each needs (the `bench` and `dev` extras install them; `make demo` does).
+LEXICAL_ROWS = {"tfidf_char": "sklearn", "bm25": "bm25s"}
+
+
+def lexical_rows() -> list[str]:
+    """The lexical baselines whose package is installed; a missing one is named with its pip line, not fatal."""
+    import importlib.util
+
+    rows = []
+    for row, package in LEXICAL_ROWS.items():
+        if importlib.util.find_spec(package) is None:
+            print(f"note: no {row} row: it needs {package} (pip install 'moon-rl[bench]')", flush=True)
+        else:
+            rows.append(row)
+    return rows
+
+
 def evaluate(paths: dict[str, Path], plan: DemoPlan, seed: int) -> dict[str, Any]:
     """Every row on the same held-out queries and corpus (`moon-rl eval`, retrieval only, no-reasoning vectors)."""
     from moon_rl.eval.run import EvalConfig, run_eval
 
     cfg = EvalConfig(
         model=str(paths["grpo"]), data=str(paths["titles"]), out=str(paths["eval"]),
-        baselines=[str(paths["sft"]), str(paths["base-model"]), "tfidf_char", "bm25"],
+        baselines=[str(paths["sft"]), str(paths["base-model"]), *lexical_rows()],
         tasks=["retrieval"], reasoning=False, query_reasoning=False,
         max_products=plan.max_products, max_queries=plan.max_queries, sample_seed=seed, batch_size=plan.batch_size,
     )

@@ -88,3 +88,12 @@ def test_shipped_data_carries_its_licence():
     folder = demo_mod.shipped_data()
     assert {"tableA.csv", "tableB.csv", "train.csv", "valid.csv", "test.csv", "LICENSE", "SOURCE.md"} <= {p.name for p in folder.iterdir()}
     assert "BSD 3-Clause" in (folder / "LICENSE").read_text()
+
+
+def test_a_missing_lexical_package_drops_its_row_with_the_pip_line(monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "bm25s" else real(name, *a))
+    assert demo_mod.lexical_rows() == ["tfidf_char"]
+    assert "no bm25 row: it needs bm25s (pip install 'moon-rl[bench]')" in capsys.readouterr().out
