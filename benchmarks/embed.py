@@ -33,6 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from jsonfile import read_json, write_json  # noqa: E402
 from machine import machine_info  # noqa: E402
+from matching_data import split_ids  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "embed.json"
@@ -57,10 +58,6 @@ def groups(cat: Path) -> dict[str, str]:
     return {r["id"]: r["group_id"] for r in map(json.loads, (cat / "products.jsonl").read_text(encoding="utf-8").splitlines())}
 
 
-def split(cat: Path, name: str) -> list[str]:
-    return (cat / "splits" / f"{name}.txt").read_text(encoding="utf-8").split()
-
-
 def r1_eval(model: str, cat: Path, work: Path) -> float:
     out = work / "eval"
     moon("eval", "--model", model, "--data", str(cat), "--out", str(out), "--tasks", "retrieval", "--no-reasoning", "--no-query-reasoning",
@@ -81,8 +78,8 @@ def r1_search(cat: Path, index: Path, work: Path) -> float:
 
     products = {p.id: p for p in load_catalog(cat)}
     group = groups(cat)
-    corpus_groups = {group[i] for i in split(cat, "corpus")}
-    queries = [q for q in split(cat, "query") if group[q] in corpus_groups]  # eval scores queries with a relevant item
+    corpus_groups = {group[i] for i in split_ids(cat, "corpus")}
+    queries = [q for q in split_ids(cat, "query") if group[q] in corpus_groups]  # eval scores queries with a relevant item
     qfile = work / "queries.txt"
     qfile.write_text("\n".join(record_text(products[q]) for q in queries) + "\n", encoding="utf-8")
     hits = json.loads(moon("search", "--index", str(index), "--queries", str(qfile), "--json", "-k", "10", capture=True).stdout)

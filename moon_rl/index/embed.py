@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from moon_rl.errors import MoonError
+from moon_rl.eval.lexical import record_text  # what the no-reasoning vector reads; the index keeps it as `text`
 from moon_rl.index.store import MANIFEST, SKIPPED, FORMAT, read_manifest, shard_path, write_manifest, write_shard
 
 ON_ERROR = ("stop", "skip")
@@ -74,13 +75,6 @@ def read_records(data: str | Path, split: str | None = None) -> list:
         raise MoonError("--split applies to a catalog folder, not to a text file")
     lines = path.read_text(encoding="utf-8").splitlines()
     return [Query(text=line.strip(), id=f"line-{n}") for n, line in enumerate(lines, 1) if line.strip()]
-
-
-def record_text(record) -> str:
-    """What the no-reasoning vector reads (and what the index keeps as `text`)."""
-    from moon_rl.eval.lexical import record_text as text_of
-
-    return text_of(record)
 
 
 def plan_hash(ids: list[str], shard_size: int) -> str:
