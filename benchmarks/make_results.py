@@ -18,6 +18,7 @@ import platform
 from importlib import metadata
 from pathlib import Path
 
+from attributes_section import attributes_section
 from demo_section import demo_section
 from embed_section import embed_section
 from pretrained_section import fmt, pretrained_section
@@ -347,6 +348,7 @@ def main() -> None:
     # Real data on a real pretrained base first; the tiny-model miniatures after, as an appendix.
     lines += demo_section(load("demo.json"))
     lines += pretrained_section(load("pretrained.json"), load("smollm2_e2e.json"))
+    lines += attributes_section(load("attributes.json"))
     lines += embed_section(load("embed.json"))
     lines += sft_vs_plain_section(load("sft_vs_plain.json"))
     lines += ratios_section(load("ratios.json"))

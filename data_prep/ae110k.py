@@ -13,6 +13,12 @@ Output record: id "<split>-<line>" (stable across runs), title = input, category
 credit for a constant root), group_id = id (no two lines are the same product), attributes = per attribute
 name the value with the top score, "n/a" values skipped (test.jsonl marks absent attributes with them; the
 schema has no slot for "absent", so those attributes are left out). Ties keep the first value listed.
+
+catalog.json gets `category_attributes`: per category, every attribute name the train split labels for it ("n/a"
+ones included), in first-seen order: the category's schema, which ExtractGPT's prompts list. A prompt then asks for
+all of them (`data_prep.formats.prompt_text`), so an attribute a title does not state is a negative the model must
+leave out: answering it counts against precision (`reward_fns.attributes.attribute_matches`), as "n/a" negatives
+count in ExtractGPT's scores.
 """
 
 from __future__ import annotations
@@ -54,6 +60,40 @@ def top_attributes(target_scores: Any) -> dict[str, str]:
     return attributes
 
 
+def category_attributes(rows: Iterator[dict[str, Any]]) -> dict[str, list[str]]:
+    """{category: attribute names labelled for it (values "n/a" included), first seen first}; bad rows are skipped
+    (the main pass reports them).
+
+    >>> category_attributes(iter([{"category": "Lure", "target_scores": {"Brand": {"A": 1}, "Weight": {"n/a": 1}}},
+    ...                           {"category": "Lure", "target_scores": {"Length": {"5cm": 1}, "Brand": {"B": 1}}}]))
+    {'Lure': ['Brand', 'Weight', 'Length']}
+    """
+    names: dict[str, dict[str, None]] = {}
+    for raw in rows:
+        category, scores = raw.get("category"), raw.get("target_scores")
+        if isinstance(category, str) and isinstance(scores, dict):
+            seen = names.setdefault(category, {})
+            seen.update((str(n).strip(), None) for n in scores if str(n).strip())
+    return {category: list(seen) for category, seen in names.items()}
+
+
+def _schema_rows(files: list[Path]) -> Iterator[dict[str, Any]]:
+    """The rows the schema is read from: the train file's when there is one (test labels must not shape the
+    prompt), else every file's."""
+    import json
+
+    train = [f for f in files if f.stem == "train"] or files
+    for path in train:
+        with open(path, encoding="utf-8-sig", errors="replace") as fh:
+            for line in fh:
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(obj, dict):
+                    yield obj
+
+
 def _files(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
@@ -87,5 +127,9 @@ def load(ctx: ConvertContext) -> Loaded:
                 record = {"id": record_id, "title": title.strip(), "category": category, "attributes": attributes}
                 yield Row(path, line, record, (split,))
 
-    meta = {"dataset": DATASET_NAMES[ctx.source], "files": [p.name for p in files]}
+    meta = {
+        "dataset": DATASET_NAMES[ctx.source],
+        "files": [p.name for p in files],
+        "category_attributes": category_attributes(_schema_rows(files)),
+    }
     return Loaded(rows(), files, sum(count_lines(p) for p in files), meta)

@@ -15,6 +15,17 @@ Template traces are built from the known attributes (`build_trace`); each line s
 the title (quoting the words found), the description, the image (for attributes that images show), or, for
 anything else, that it is not stated. Which attributes an image shows is the synthetic taxonomy's list unless
 the catalog names them (`image_attributes` in catalog.json; ImplicitAVE says "all", its values being implicit).
+The `compact` trace style (`moon-rl data prepare --trace compact`) is one line, which of the attributes asked for the
+title states (the rest are left out of the answer), then the answer: about half the tokens of the template, for
+small models and CPU budgets:
+
+    <think>
+    Stated in the title: Brand Name, Length.
+    </think>
+    <answer>{"Brand Name": "SEAPESCA", "Length": "150mm"}</answer>
+
+Which attribute names a prompt asks for: the catalog's schema for the product's category when catalog.json has one
+(`category_attributes`, written by the AE-110K / OA-Mine converter), else the product's own attributes.
 A record's own `reasoning` (say, from a teacher model) wins over the template: a full trace is used as is (after a format check), free text becomes the `<think>` part and the
 `<answer>` is built from the attributes.
 """
@@ -28,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from data_prep.errors import DataPrepError
-from data_prep.schema import Product
+from data_prep.schema import Product, catalog_meta
 from data_prep.taxonomy import VISUAL_ATTRIBUTES, surface_forms
 
 INSTRUCTION = (
@@ -40,6 +51,8 @@ QUERY_INSTRUCTION = (
     "A shopper searched for a product with this query. Go through the attributes the query asks for one by one "
     "inside <think></think>, then give them as a JSON object of attribute name to value inside <answer></answer>."
 )
+
+TRACE_STYLES = ("template", "compact")
 
 TRACE_RE = re.compile(r"\s*<think>(?P<think>.*?)</think>\s*<answer>(?P<answer>.*?)</answer>\s*", re.DOTALL)
 
@@ -98,22 +111,40 @@ def image_paths(product: Product, catalog_dir: str | Path) -> list[Path]:
     return paths
 
 
+def category_schema(catalog_dir: str | Path | None) -> dict[str, list[str]]:
+    """{category: attribute names} from the catalog's catalog.json (`category_attributes`); {} when it has none."""
+    schema = catalog_meta(catalog_dir, "category_attributes") if catalog_dir is not None else None
+    if not isinstance(schema, dict):
+        return {}
+    return {
+        c: [str(n) for n in names] for c, names in schema.items() if isinstance(names, list) and names
+    }
+
+
+def attribute_names(product: Product, schema: dict[str, list[str]] | None = None) -> list[str]:
+    """The attribute names a prompt asks for: the category's schema when the catalog has one (so attributes the
+    title does not state are asked too: negatives), else the product's own labelled attributes."""
+    return list((schema or {}).get(product.category) or product.attributes)
+
+
 def prompt_text(
     product: Product,
     *,
     instruction: str = INSTRUCTION,
     text_label: str = "title",
     candidates: list[str] | None = None,
+    names: list[str] | None = None,
 ) -> str:
-    """The text part of the prompt. `candidates` lists attribute names the text *may* state (query rows),
-    instead of the names to fill."""
+    """The text part of the prompt. `names`: the attribute names to fill (default: the product's own, see
+    `attribute_names`); `candidates` lists attribute names the text *may* state (query rows) instead."""
     lines = [instruction, "", f"Category: {product.category}", f"{text_label.capitalize()}: {product.title}"]
     if product.description:
         lines.append(f"Description: {product.description}")
+    names = list(product.attributes) if names is None else names
     if candidates is not None:
         lines.append(f"Attributes it may state: {', '.join(candidates)}")
-    elif product.attributes:
-        lines.append(f"Attributes: {', '.join(product.attributes)}")
+    elif names:
+        lines.append(f"Attributes: {', '.join(names)}")
     for name, allowed in product.options.items():
         lines.append(f"Allowed values for {name}: {' | '.join(allowed)}")
     return "\n".join(lines)
@@ -137,6 +168,8 @@ def build_prompt(
     With images: content is a list of parts, one {"type": "image"} per image then the text (the layout TRL's
     VL collators fill in). Without: content is the plain string. `text_kwargs` go to `prompt_text`.
     """
+    if "candidates" not in text_kwargs:
+        text_kwargs.setdefault("names", attribute_names(product, category_schema(catalog_dir)))
     text = prompt_text(product, **text_kwargs)
     if not with_images:
         return [user_message(text)], []
@@ -193,16 +226,21 @@ def build_trace(
     text_label: str = "title",
     has_images: bool | None = None,
     image_attributes: Collection[str] | str | None = None,
+    style: str = "template",
 ) -> str:
-    """The SFT target for `product`: its own `reasoning` if it has one, else the template trace.
+    """The SFT target for `product`: its own `reasoning` if it has one, else the template (or compact) trace.
 
     `text_label` names the text the model reads ("title", or "query" for query rows); `has_images` says whether
     the prompt shows images (default: the record lists some); `image_attributes` which attribute values the
-    image may show when the text does not state them (see `shown_in_image`).
+    image may show when the text does not state them (see `shown_in_image`); `style` one of `TRACE_STYLES`.
     """
+    if style not in TRACE_STYLES:
+        raise DataPrepError(f"trace style {style!r}: choose one of {', '.join(TRACE_STYLES)}")
     answer = answer_json(product.attributes)
     if product.reasoning:
         return _teacher_trace(product, answer)
+    if style == "compact":
+        return f"<think>\n{compact_reasoning(product, text_label)}\n</think>\n<answer>{answer}</answer>"
     has_images = bool(product.images) if has_images is None else has_images
     sources = f"the {text_label} and the image" if has_images else f"the {text_label}"
     if product.attributes and text_label == "query":
@@ -213,6 +251,22 @@ def build_trace(
         intro = f"The {text_label} names no attributes I can fill."
     think = "\n".join([intro, *_template_lines(product, text_label, has_images, image_attributes)])
     return f"<think>\n{think}\n</think>\n<answer>{answer}</answer>"
+
+
+def compact_reasoning(product: Product, text_label: str = "title") -> str:
+    """One line: which attributes the text states (their values are found in it) and which it implies. The asked
+    attributes it names neither way are the negatives, left out of the answer (listing them doubled the tokens).
+
+    >>> compact_reasoning(Product(id="1", title="Acme Lure 5cm", category="Lure",
+    ...                           attributes={"Brand": "Acme", "Length": "5cm", "Type": "minnow"}))
+    'Stated in the title: Brand, Length. Implied: Type.'
+    """
+    stated = [n for n, v in product.attributes.items() if find_mention(product.title, v) or find_mention(product.description, v)]
+    inferred = [n for n in product.attributes if n not in stated]
+    parts = [f"Stated in the {text_label}: {', '.join(stated)}." if stated else f"The {text_label} states none of them."]
+    if inferred:
+        parts.append(f"Implied: {', '.join(inferred)}.")
+    return " ".join(parts)
 
 
 def _teacher_trace(product: Product, answer: str) -> str:

@@ -231,6 +231,20 @@ def load_catalog(catalog_dir: str | Path, split: str | None = None) -> list[Prod
     return [by_id[i] for i in wanted]
 
 
+def catalog_meta(catalog_dir: str | Path, key: str) -> Any:
+    """One entry of the catalog's own metadata (catalog.json), None when the file or the key is missing or the
+    file is unreadable: metadata refines prompts and traces (`image_attributes`, `category_attributes`), it is
+    never required."""
+    path = Path(catalog_dir) / META_FILE
+    if not path.is_file():
+        return None
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return meta.get(key) if isinstance(meta, dict) else None
+
+
 def write_catalog(
     catalog_dir: str | Path,
     products: Iterable[Product],

@@ -41,9 +41,18 @@ from pathlib import Path
 from typing import Any
 
 from data_prep.errors import DataPrepError
-from data_prep.formats import QUERY_INSTRUCTION, build_trace, find_mention, prompt_text, user_message
+from data_prep.formats import (
+    QUERY_INSTRUCTION,
+    TRACE_STYLES,
+    attribute_names,
+    build_trace,
+    category_schema,
+    find_mention,
+    prompt_text,
+    user_message,
+)
 from data_prep.images import check_record_images, resolve_image_path
-from data_prep.schema import META_FILE, PRODUCTS_FILE, Product, RecordError, load_catalog
+from data_prep.schema import PRODUCTS_FILE, Product, RecordError, catalog_meta, load_catalog
 
 TASKS = ("sft", "grpo")
 ON_ERROR_CHOICES = ("stop", "skip")
@@ -145,17 +154,6 @@ def usable_products(
     return kept, skipped
 
 
-def _image_attributes(catalog_dir: Path) -> list[str] | str | None:
-    """The catalog's own word on which attributes its images show (catalog.json "image_attributes")."""
-    path = catalog_dir / META_FILE
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8")).get("image_attributes")
-    except (json.JSONDecodeError, AttributeError, UnicodeDecodeError):
-        return None
-
-
 def prepare_task(
     task: str,
     catalog_dir: str | Path,
@@ -168,8 +166,11 @@ def prepare_task(
     on_error: str = "stop",
     report: dict[str, Any] | None = None,
     empty_targets: bool = False,
+    trace: str = "template",
 ):
     """Build the `task` dataset from one split of a catalog; save it to `out_dir` when given. Returns it.
+
+    `trace`: the SFT trace style (`data_prep.formats.TRACE_STYLES`: the template's line per attribute, or compact).
 
     `on_error="skip"` drops the records the task cannot use (an SFT record without attributes, ...) instead of
     failing; `report`, when given, receives {"skipped": n, "skipped_ids": first ids, "skip_reasons": first few}.
@@ -179,6 +180,8 @@ def prepare_task(
 
     if task not in TASKS:
         raise DataPrepError(f"--task {task!r}: unknown task; choose one of {list(TASKS)}")
+    if trace not in TRACE_STYLES:
+        raise DataPrepError(f"--trace {trace!r}: unknown trace style; choose one of {list(TRACE_STYLES)}")
     catalog_dir = Path(catalog_dir)
     try:
         products = load_catalog(catalog_dir, split=split)
@@ -192,7 +195,9 @@ def prepare_task(
             skipped_ids=[i for i, _ in skipped[:MAX_SKIPPED_SHOWN]],
             skip_reasons=[r for _, r in skipped[:3]],
         )
-    image_attributes = _image_attributes(catalog_dir)
+    # The catalog's own word on which attributes its images show, and on each category's attribute names.
+    image_attributes = catalog_meta(catalog_dir, "image_attributes")
+    schema = category_schema(catalog_dir)
 
     rows = []
     for product in tqdm(products, desc=f"prepare {task} ({split})", unit="product", disable=not progress):
@@ -204,16 +209,20 @@ def prepare_task(
             root = catalog_dir.resolve()
             paths = [resolve_image_path(ref, catalog_dir) for ref in product.images]
             images = [{"bytes": verified[p], "path": str(p.relative_to(root))} for p in paths]
-        messages = [user_message(prompt_text(product), len(images or []), parts=use_images)]
-        trace = build_trace(product, has_images=use_images, image_attributes=image_attributes) if task == "sft" else None
-        rows.append(_row(task, product, messages, images, trace))
+        names = attribute_names(product, schema)
+        messages = [user_message(prompt_text(product, names=names), len(images or []), parts=use_images)]
+        target = (
+            build_trace(product, has_images=use_images, image_attributes=image_attributes, style=trace)
+            if task == "sft" else None
+        )
+        rows.append(_row(task, product, messages, images, target))
         if not query_rows:
             continue
         for k, query in enumerate(product.queries):
             qp = query_product(product, query, k)
             candidates = list(product.attributes)
             text = prompt_text(qp, instruction=QUERY_INSTRUCTION, text_label="query", candidates=candidates)
-            q_trace = build_trace(qp, text_label="query", has_images=False) if task == "sft" else None
+            q_trace = build_trace(qp, text_label="query", has_images=False, style=trace) if task == "sft" else None
             rows.append(_row(task, qp, [user_message(text, parts=use_images)], [] if use_images else None, q_trace))
 
     dataset = Dataset.from_list(rows, features=_features(task, use_images))

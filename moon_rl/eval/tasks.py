@@ -139,11 +139,22 @@ def load_eval_data(catalog_dir: str | Path, max_products: int, max_queries: int,
     return EvalData(catalog_dir, corpus, train, categories, notes=notes, sampling=sampling)
 
 
+def attribute_candidates(data: EvalData) -> list[tuple[int, Product]]:
+    """(corpus index, product) of every product the attributes task can score: those with attributes, and, in a
+    catalog with a category schema (catalog.json `category_attributes`), every product of a schema category: its
+    prompt asks for the schema's names, so a product whose every attribute is absent (AE-110K's all-"n/a" titles) is
+    a test of negatives, whose filled values count against precision as in ExtractGPT's scores."""
+    from data_prep.formats import category_schema
+
+    schema = category_schema(data.catalog_dir)
+    return [(i, p) for i, p in enumerate(data.corpus) if p.attributes or p.category in schema]
+
+
 def attribute_records(data: EvalData, cap: int, seed: int = 0) -> list[tuple[int, Product]]:
-    """(corpus index, product) of the products scored for attributes: a seeded random `cap` of those with
-    attributes (0: all), in corpus order."""
-    with_attributes = [(i, p) for i, p in enumerate(data.corpus) if p.attributes]
-    return [with_attributes[k] for k in sample_rows(len(with_attributes), cap, seed, "attributes")]
+    """(corpus index, product) of the products scored for attributes: a seeded random `cap` of
+    `attribute_candidates` (0: all), in corpus order."""
+    candidates = attribute_candidates(data)
+    return [candidates[k] for k in sample_rows(len(candidates), cap, seed, "attributes")]
 
 
 @dataclasses.dataclass
@@ -202,9 +213,9 @@ def sampling_summary(data: EvalData, cfg: Any) -> dict[str, Any]:
             if isinstance(qs, QuerySet):
                 samples.setdefault(f"queries: {setting}", _sample_note(len(qs.records), qs.available, "random"))
     if "attributes" in cfg.tasks:
-        total = sum(1 for p in data.corpus if p.attributes)
+        total = len(attribute_candidates(data))
         kept = len(attribute_records(data, cfg.max_attribute_records, cfg.sample_seed))
-        samples["attribute records"] = _sample_note(kept, total, "random, of the corpus products with attributes")
+        samples["attribute records"] = _sample_note(kept, total, "random, of the corpus products with attributes (or of a schema category)")
     return {"seed": cfg.sample_seed, "samples": samples}
 
 

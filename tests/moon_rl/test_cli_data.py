@@ -171,3 +171,14 @@ def test_prepare_help_lists_the_choices_and_marks_out_required():
     for name in ("catalog", "ae110k", "oamine", "matching", "implicitave", "sft|grpo|pairwise", "stop|skip"):
         assert name in text, name
     assert "required" in text
+
+
+def test_prepare_trace_compact_and_a_wrong_style(catalog, tmp_path):
+    out = tmp_path / "sft"
+    result = _run("data", "prepare", "--task", "sft", "--catalog", str(catalog), "--out", str(out), "--trace", "compact",
+                  "--no-images")
+    assert result.exit_code == 0, result.output
+    trace = load_from_disk(str(out))[0]["completion"][0]["content"]
+    assert trace.startswith("<think>\nStated in the title: ") or trace.startswith("<think>\nThe title states none")
+    bad = _run("data", "prepare", "--task", "sft", "--catalog", str(catalog), "--out", str(tmp_path / "x"), "--trace", "short")
+    assert bad.exit_code != 0 and "--trace 'short'" in bad.output
