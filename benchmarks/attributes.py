@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from jsonfile import read_json, write_json  # noqa: E402  (after sys.path)
 from matching_data import PY, run  # noqa: E402
+from model_rows import base_model_dir, snapshot  # noqa: E402  (the pretrained rows' helpers)
 
 RESULTS = ROOT / "benchmarks" / "results" / "attributes.json"
 REAL = ROOT.parent / "shared" / "data" / "real" / "ae110k_oamine" / "data" / "processed_datasets"
@@ -65,13 +66,6 @@ def prepare(name: str, workdir: Path) -> dict[str, Path]:
         run([PY, "-m", "moon_rl", "data", "prepare", "--task", "grpo", "--catalog", str(data / "catalog"), "--out", str(grpo),
              "--on-error", "skip"])
     return {"catalog": data / "catalog", "sft": data / "sft", "grpo": grpo}
-
-
-def base_model(workdir: Path) -> Path:
-    out = workdir / "smollm2-135m-instruct"
-    if not (out / "config.json").is_file():
-        run([PY, "-m", "moon_rl", "models", "get", "smollm2-135m-instruct", "--out", str(out)])
-    return out
 
 
 def score(model: Path, catalog: Path, out: Path, max_new_tokens: int, batch_size: int, max_records: int,
@@ -134,16 +128,6 @@ def train_leg(kind: str, init: Path, data: Path, out: Path, config: Path, target
     return cmd
 
 
-def snapshot(run_dir: Path, dest: Path) -> None:
-    """The run's final adapter and run files after a leg (a later leg overwrites them; GRPO starts from SFT's)."""
-    if dest.exists():
-        shutil.rmtree(dest)
-    dest.mkdir(parents=True)
-    for item in run_dir.iterdir():
-        if item.is_file():
-            shutil.copy2(item, dest / item.name)
-
-
 class Results:
     """benchmarks/results/attributes.json, rewritten atomically after every point."""
 
@@ -188,7 +172,7 @@ def run_dataset(name: str, args: argparse.Namespace, results: Results) -> None:
     workdir = args.workdir
     paths = prepare(name, workdir)
     tokens = DATASETS[name][2]
-    base = base_model(workdir)
+    base = base_model_dir(workdir)
     header = {"records_scored": "all test records with attributes" if not args.max_records else f"a seeded sample of {args.max_records}",
               "max_new_tokens": tokens, "seed": SEED, "sft_config": str(SFT_CONFIG.relative_to(ROOT)),
               "grpo_config": str(GRPO_CONFIG.relative_to(ROOT))}
